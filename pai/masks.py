@@ -1,0 +1,193 @@
+"""Masks: ``{parameter name: bool tensor}`` over the prunable weights of a model.
+
+The convention of open_lth's ``Mask`` and of ``torch.ao.pruning``: keys are the fully qualified
+parameter names exactly as ``model.named_parameters()`` gives them (``features.0.weight``).
+Prunable = the weight of every ``nn.Conv2d`` and ``nn.Linear``, including the first layer, the
+classifier and 1x1 shortcuts; never a bias or a BatchNorm parameter (the default of SynFlow,
+PHEW, NPB and Random-pruning code alike).
+
+``density`` is always the fraction of weights *kept*.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .io import save_torch
+
+Mask = Dict[str, torch.Tensor]
+PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+
+
+def prunable_modules(model: nn.Module) -> Dict[str, nn.Module]:
+    """``{weight name: module}`` for every Conv2d/Linear, in registration (= forward) order."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            # parametrize moves the weight; report the name the user sees either way
+            out[f"{name}.weight" if name else "weight"] = module
+    return out
+
+
+def prunable_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
+    """``{weight name: Parameter}`` of the prunable weights, in forward order."""
+    params = dict(model.named_parameters())
+    out = {}
+    for key, module in prunable_modules(model).items():
+        if key in params:
+            out[key] = params[key]
+        else:  # parametrized or torch-pruned module: the trainable tensor lives elsewhere
+            out[key] = _original_weight(module)
+    if not out:
+        raise ValueError(f"{type(model).__name__} has no prunable (Conv2d/Linear) layer")
+    return out
+
+
+def _original_weight(module: nn.Module) -> nn.Parameter:
+    if hasattr(module, "parametrizations") and "weight" in module.parametrizations:
+        return module.parametrizations.weight.original
+    if hasattr(module, "weight_orig"):
+        return module.weight_orig
+    return module.weight
+
+
+def ones_mask(model: nn.Module) -> Mask:
+    return {k: torch.ones_like(p, dtype=torch.bool) for k, p in prunable_parameters(model).items()}
+
+
+def num_kept(mask: Mapping[str, torch.Tensor]) -> int:
+    return int(sum(int(m.sum()) for m in mask.values()))
+
+
+def num_total(mask: Mapping[str, torch.Tensor]) -> int:
+    return int(sum(m.numel() for m in mask.values()))
+
+
+def density(mask: Mapping[str, torch.Tensor]) -> float:
+    """Global fraction of prunable weights kept."""
+    return num_kept(mask) / max(1, num_total(mask))
+
+
+def layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+    return {k: float(m.sum()) / m.numel() for k, m in mask.items()}
+
+
+def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
+    """Raise ``ValueError`` naming the layer when ``mask`` does not fit ``model``."""
+    params = prunable_parameters(model)
+    missing = [k for k in params if k not in mask]
+    extra = [k for k in mask if k not in params]
+    if missing:
+        raise ValueError(f"mask has no entry for prunable layer {missing[0]!r}"
+                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if extra:
+        raise ValueError(f"mask has an entry {extra[0]!r} that is not a prunable layer of "
+                         f"{type(model).__name__}")
+    for k, p in params.items():
+        if tuple(mask[k].shape) != tuple(p.shape):
+            raise ValueError(f"mask for layer {k!r} has shape {tuple(mask[k].shape)}, "
+                             f"the weight has shape {tuple(p.shape)}")
+
+
+def validate_density(density: float) -> float:
+    density = float(density)
+    if not (0.0 < density <= 1.0):
+        raise ValueError(f"density must be in (0, 1] (fraction of weights kept), got {density}")
+    return density
+
+
+@torch.no_grad()
+def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
+    """Zero the pruned weights in place (one multi-tensor kernel)."""
+    params = prunable_parameters(model)
+    keys = [k for k in params if k in mask]
+    weights = [params[k] for k in keys]
+    torch._foreach_mul_(weights, [mask[k].to(device=w.device, dtype=w.dtype) for k, w in zip(keys, weights)])
+
+
+def mask_to(mask: Mapping[str, torch.Tensor], device) -> Mask:
+    return {k: m.to(device) for k, m in mask.items()}
+
+
+def clone_mask(mask: Mapping[str, torch.Tensor]) -> Mask:
+    return {k: m.clone() for k, m in mask.items()}
+
+
+def masks_equal(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+def save_mask(mask: Mapping[str, torch.Tensor], path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Atomically write ``{"mask": ..., "meta": ...}`` (bool tensors on CPU)."""
+    payload = {"mask": {k: m.detach().to("cpu", torch.bool) for k, m in mask.items()},
+               "meta": dict(meta or {}), "density": density(mask)}
+    return save_torch(payload, path)
+
+
+def load_mask(path: str | os.PathLike, model: nn.Module | None = None) -> Mask:
+    """Read a mask written by ``save_mask``; with ``model`` given, check that it fits."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    mask = payload["mask"] if isinstance(payload, dict) and "mask" in payload else payload
+    mask = {k: v.to(torch.bool) for k, v in mask.items()}
+    if model is not None:
+        check_mask(model, mask)
+    return mask
+
+
+def load_mask_meta(path: str | os.PathLike) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+
+
+# ---- adapters into plain PyTorch ------------------------------------------------------------
+
+def to_torch_prune(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Attach the mask with ``torch.nn.utils.prune.custom_from_mask`` (``weight_orig`` + hook)."""
+    from torch.nn.utils import prune
+
+    check_mask(model, mask)
+    for key, module in prunable_modules(model).items():
+        prune.custom_from_mask(module, "weight", mask[key].to(module.weight.device))
+    return model
+
+
+class _MaskParametrization(nn.Module):
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask.to(weight.dtype)
+
+
+def to_parametrize(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Attach the mask with ``torch.nn.utils.parametrize`` (the original stays the same Parameter)."""
+    from torch.nn.utils import parametrize
+
+    check_mask(model, mask)
+    for key, module in prunable_modules(model).items():
+        parametrize.register_parametrization(module, "weight", _MaskParametrization(mask[key].to(module.weight.device)))
+    return model
+
+
+def from_model(model: nn.Module) -> Mask:
+    """Read a mask back from a model in any of the three forms (pruned, parametrized, zeros)."""
+    out = {}
+    for key, module in prunable_modules(model).items():
+        if hasattr(module, "weight_mask"):
+            out[key] = module.weight_mask.detach().bool().clone()
+        elif hasattr(module, "parametrizations") and "weight" in module.parametrizations:
+            out[key] = module.parametrizations.weight[0].mask.detach().bool().clone()
+        else:
+            out[key] = module.weight.detach() != 0
+    return out
+
+
+def layer_table(mask: Mapping[str, torch.Tensor]) -> Iterable[tuple[str, tuple, int, int, float]]:
+    """Rows ``(name, shape, kept, total, density)`` for printing."""
+    for k, m in mask.items():
+        kept = int(m.sum())
+        yield k, tuple(m.shape), kept, m.numel(), kept / m.numel()

@@ -1,0 +1,83 @@
+"""The pruner registry and the one entry point ``pai.prune``.
+
+A pruner is registered with ``@register_pruner("name")`` and has the signature
+``fn(model, density, *, seed, data=None, **options) -> Mask``.  :func:`prune` wraps every call with
+what all pruners promise: the density is checked, every RNG is seeded, the model's weights, buffers
+and train/eval mode are restored afterwards (a pruner returns a mask and leaves the model as it came),
+and the returned mask is checked against the model.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+
+from torch import nn
+
+from ..masks import Mask, check_mask, prunable_parameters, validate_density
+from ..registry import Registry
+from ..seed import seed_everything
+
+PRUNERS = Registry("pruner")
+register_pruner = PRUNERS.register
+
+# One file per method family; importing registers them.
+_FAMILIES = ("random", "saliency", "synflow", "phew", "expanders", "npb", "sampling")
+_loaded = False
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for fam in _FAMILIES:
+        try:
+            importlib.import_module(f"{__name__}.{fam}")
+        except ModuleNotFoundError as e:  # a family not written yet must not break the others
+            if e.name != f"{__name__}.{fam}":
+                raise
+    _loaded = True
+
+
+def get(name: str):
+    _load_all()
+    return PRUNERS.get(name)
+
+
+def names() -> list[str]:
+    _load_all()
+    return PRUNERS.names()
+
+
+DATA_DEPENDENT: set = set()  # filled by pruners that need training data (``needs_data``)
+
+
+def needs_data(fn):
+    """Mark a pruner as data-dependent: :func:`prune` refuses to call it without ``data``."""
+    fn.needs_data = True
+    return fn
+
+
+def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=None, **options) -> Mask:
+    """Prune ``model`` at ``density`` (fraction of prunable weights kept) with ``method``.
+
+    Returns a mask ``{weight name: bool tensor}``; the model itself is not modified.
+    """
+    density = validate_density(density)
+    fn = get(method)
+    prunable_parameters(model)  # raises a clear error for a model with no prunable layer
+    if getattr(fn, "needs_data", False) and data is None:
+        raise ValueError(f"pruner {method!r} is data-dependent: pass data=pai.data.load_dataset(...)")
+    state = copy.deepcopy(model.state_dict())
+    modes = {name: m.training for name, m in model.named_modules()}
+    seed_everything(seed)
+    try:
+        mask = fn(model, density, seed=seed, data=data, **options)
+    finally:
+        model.load_state_dict(state)
+        for name, m in model.named_modules():
+            m.training = modes[name]
+        for p in model.parameters():
+            p.grad = None
+    mask = {k: v.detach().bool() for k, v in mask.items()}
+    check_mask(model, mask)
+    return mask
