@@ -5,7 +5,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PROFILE ?= cpu
+# PROFILE=paper (or cpu) switches params/ to that profile before running; empty keeps params/ as they are.
+PROFILE ?=
 # The machine image keeps a CPU-only torch wheel in a local folder whose torchvision ops do not load;
 # install the standard PyPI build instead (it runs on CPU), ignoring local wheel folders.
 PIP_ENV := PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -31,7 +32,7 @@ test: setup data
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 repro: setup data
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pai.profile use $(PROFILE)
+	@if [ -n "$(PROFILE)" ]; then $(BIN)/python -m pai.profile use $(PROFILE); fi
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 bench: setup data

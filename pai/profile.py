@@ -1,0 +1,55 @@
+"""Parameter profiles: ``python -m pai.profile use {cpu,paper}`` (or ``make repro PROFILE=paper``).
+
+``params/<stage>.yaml`` are the live parameters DVC tracks; ``params/profiles/<profile>/<stage>.yaml``
+are the named sets.  ``cpu`` (the committed default) is sized so the whole ``dvc repro`` finishes on a
+2-core machine; ``paper`` runs the papers' settings on a GPU machine.  Switching copies the profile's
+files over the live ones, so ``git diff params/`` shows exactly what changed and DVC re-runs only the
+stages whose parameters moved.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def profiles(root: Path = ROOT) -> list[str]:
+    return sorted(p.name for p in (root / "params" / "profiles").iterdir() if p.is_dir())
+
+
+def current(root: Path = ROOT) -> str | None:
+    live = root / "params"
+    for name in profiles(root):
+        files = sorted((live / "profiles" / name).glob("*.yaml"))
+        if files and all((live / f.name).exists() and (live / f.name).read_text() == f.read_text() for f in files):
+            return name
+    return None
+
+
+def use(name: str, root: Path = ROOT) -> list[Path]:
+    src = root / "params" / "profiles" / name
+    if not src.is_dir():
+        raise ValueError(f"unknown profile {name!r}; valid: {', '.join(profiles(root))}")
+    written = []
+    for f in sorted(src.glob("*.yaml")):
+        dst = root / "params" / f.name
+        if not dst.exists() or dst.read_text() != f.read_text():
+            shutil.copyfile(f, dst)
+            written.append(dst)
+    return written
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "use":
+        changed = use(argv[1])
+        print(f"profile {argv[1]}: " + (", ".join(str(p.relative_to(ROOT)) for p in changed) or "already active"))
+        return 0
+    print(f"usage: python -m pai.profile use {{{','.join(profiles())}}}   (current: {current()})")
+    return 0 if not argv else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Runs as pure functions of their config, stored in content-addressed directories.
+
+A *run* is one (prune, then train) experiment described by a plain dict ``spec``::
+
+    {"train": {...TrainConfig fields, model and dataset included...},
+     "prune": {"method": "rreg", "density": 0.05, "seed": 0, "options": {}},
+     "metrics": True}
+
+Its directory is ``root / run_id(spec)`` where ``run_id`` is a stable hash of the canonical JSON of the
+spec (the open_lth ``Desc.hashname`` pattern; a test pins the hash of a fixed spec).  A run whose
+``result.json`` exists is a cache hit and is skipped; an interrupted run resumes from its checkpoint
+(``pai.train`` writes them atomically).  So an interrupted sweep, or a DVC stage started again, redoes
+only what had not finished.
+
+Sweeps go through an executor picked by one setting (``pai.executors``): ``local`` (sequential or N
+worker processes) or ``ray`` (an existing Ray cluster, or a local one).  Notebooks call :func:`sweep`
+and never need to know which one ran.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List
+
+import torch
+
+from .io import save_json
+
+SPEC_VERSION = 1  # bump only when the meaning of a spec changes: it enters every hash
+
+
+def canonical(spec: Dict[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def run_id(spec: Dict[str, Any]) -> str:
+    """Stable 16-hex-digit id of a spec (md5 of its canonical JSON and the spec version)."""
+    payload = f"v{SPEC_VERSION}:" + canonical(spec)
+    return hashlib.md5(payload.encode()).hexdigest()[:16]
+
+
+def make_spec(*, model: str, dataset: str, method: str = "dense", density: float = 1.0, prune_seed: int = 0,
+              prune_options: Dict[str, Any] | None = None, metrics: bool = True, **train) -> Dict[str, Any]:
+    """Build a spec from flat keyword arguments (anything else is a ``TrainConfig`` field)."""
+    from .train import TrainConfig
+
+    cfg = TrainConfig.from_dict({"model": model, "dataset": dataset, **train}).to_dict()
+    return {"train": cfg, "metrics": bool(metrics),
+            "prune": {"method": method, "density": float(density), "seed": int(prune_seed),
+                      "options": dict(prune_options or {})}}
+
+
+def is_done(spec: Dict[str, Any], root: str | os.PathLike) -> bool:
+    return (Path(root) / run_id(spec) / "result.json").exists()
+
+
+def load_result(spec: Dict[str, Any], root: str | os.PathLike) -> Dict[str, Any]:
+    with open(Path(root) / run_id(spec) / "result.json") as f:
+        return json.load(f)
+
+
+_DATA_CACHE: Dict[tuple, Any] = {}
+
+
+def _dataset(cfg) -> Any:
+    from .data import load_dataset
+    from .train import resolve_device
+
+    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.seed, str(resolve_device(cfg.device)))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one dataset per process at a time keeps memory flat in long sweeps
+        _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, device=resolve_device(cfg.device),
+                                        train_subset=cfg.train_subset, test_subset=cfg.test_subset,
+                                        seed=cfg.data_seed if hasattr(cfg, "data_seed") else 0)
+    return _DATA_CACHE[key]
+
+
+def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None = False) -> Dict[str, Any]:
+    """Prune, measure and train one spec in ``root/run_id(spec)``; return its result dict."""
+    from . import masks as M
+    from .models import create_model
+    from .pruners import prune
+    from .train import TrainConfig, train
+
+    run_dir = Path(root) / run_id(spec)
+    if (run_dir / "result.json").exists():
+        with open(run_dir / "result.json") as f:
+            return json.load(f)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json(spec, run_dir / "spec.json")
+    cfg = TrainConfig.from_dict(spec["train"])
+    data = _dataset(cfg)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                         image_size=data.image_size)
+    p = spec["prune"]
+    init_state = None
+    mask_path = run_dir / "mask.pt"
+    t0 = time.perf_counter()
+    if p["method"] == "dense":
+        mask = None
+    elif mask_path.exists():
+        mask = M.load_mask(mask_path, model)
+        init_state = _load_init_state(run_dir)
+    else:
+        extra = {}
+        if p["method"] == "pegs":  # PEGS trains densely first and starts sparse training from there
+            extra["return_state"] = True
+        out = prune(model, p["method"], p["density"], seed=p["seed"], data=data, **p["options"], **extra)
+        mask, init_state = (out if isinstance(out, tuple) else (out, None))
+        if init_state is not None:
+            from .io import save_torch
+
+            save_torch(init_state, run_dir / "init_state.pt")
+        M.save_mask(mask, mask_path, meta={"spec": spec})
+    prune_seconds = time.perf_counter() - t0
+    metrics = {}
+    if mask is not None and spec.get("metrics", True):
+        metrics = _mask_metrics(model, mask, init_state)
+        save_json(metrics, run_dir / "metrics.json")
+    result = train(cfg, mask=mask, model=model, data=data, run_dir=run_dir, progress=progress,
+                   init_state=init_state).to_dict()
+    out = {"run_id": run_id(spec), "spec": spec, "prune_seconds": prune_seconds,
+           "density": M.density(mask) if mask is not None else 1.0, "metrics": metrics, "train": result}
+    save_json(out, run_dir / "result.json")  # written last: its presence marks the run finished
+    return out
+
+
+def _load_init_state(run_dir: Path):
+    path = run_dir / "init_state.pt"
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def _mask_metrics(model, mask, init_state=None) -> Dict[str, Any]:
+    from .metrics import network_metrics
+
+    if init_state is not None:
+        model = copy.deepcopy(model)
+        model.load_state_dict(init_state)
+    return network_metrics(model, mask)
+
+
+def sweep(specs: Iterable[Dict[str, Any]], root: str | os.PathLike, *, executor: str = "local",
+          workers: int = 1, progress: bool | None = None, **executor_options) -> List[Dict[str, Any]]:
+    """Run every spec (skipping finished ones) and return their results in the order given."""
+    from .executors import get_executor
+
+    specs = list(specs)
+    ids = [run_id(s) for s in specs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("sweep got the same spec twice")
+    Path(root).mkdir(parents=True, exist_ok=True)
+    return get_executor(executor)(specs, str(root), workers=workers, progress=progress, **executor_options)
+
+
+def flatten_result(result: Dict[str, Any]) -> Dict[str, Any]:
+    """One table row: spec fields, prune fields, summary metrics and accuracies."""
+    spec, tr = result["spec"], result["train"]
+    row = {"run_id": result["run_id"], "model": spec["train"]["model"], "dataset": spec["train"]["dataset"],
+           "method": spec["prune"]["method"], "target_density": spec["prune"]["density"],
+           "prune_seed": spec["prune"]["seed"], "seed": spec["train"]["seed"], "density": result["density"],
+           "epochs": spec["train"]["epochs"], "best_test_acc": tr["best_test_acc"],
+           "final_test_acc": tr["final_test_acc"], "wall_time_s": tr["wall_time_s"],
+           "prune_seconds": result["prune_seconds"]}
+    for k, v in (result.get("metrics") or {}).items():
+        if isinstance(v, (int, float)) or v is None:
+            row[k] = v
+    for k, v in spec["prune"]["options"].items():
+        row[f"opt_{k}"] = v
+    return row
+
+
+def main(argv=None) -> int:
+    """``python -m pai sweep SPECS.json --root DIR [--executor local|ray] [--workers N]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m pai sweep", description=main.__doc__)
+    ap.add_argument("specs", help="JSON file holding a list of specs")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--executor", default="local")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--address", default=None, help="Ray cluster address (executor=ray)")
+    args = ap.parse_args(argv)
+    with open(args.specs) as f:
+        specs = json.load(f)
+    opts = {"address": args.address} if args.executor == "ray" else {}
+    results = sweep(specs, args.root, executor=args.executor, workers=args.workers, **opts)
+    for r in results:
+        row = flatten_result(r)
+        print(f"{row['run_id']} {row['model']:14s} {row['method']:12s} d={row['density']:.4f} "
+              f"acc={row['final_test_acc']:.4f}")
+    return 0
