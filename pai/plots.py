@@ -101,3 +101,27 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
         ax.set_xscale("log")
     ax.set_xlabel("density (fraction of weights kept)" if x == "density" else x)
     ax.set_ylabel(ylabel or y)
+
+
+def record(fig_dir: str | os.PathLike, file: str, *, title: str, caption: str, numbers: Dict | None = None) -> None:
+    """Add (or replace) a figure's entry in ``<fig_dir>/captions.json``, read by ``pai.figindex``."""
+    import json
+
+    from .io import save_json
+
+    path = Path(fig_dir) / "captions.json"
+    entries = json.loads(path.read_text()) if path.exists() else []
+    entries = [e for e in entries if e["file"] != file]
+    clean = {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in (numbers or {}).items()}
+    entries.append({"file": file, "title": title, "caption": caption, "numbers": clean})
+    save_json(entries, path)
+
+
+def finish(fig, fig_dir: str | os.PathLike, file: str, *, title: str, caption_text: str,
+           numbers: Dict | None = None, setup: str = "") -> List[Path]:
+    """Footer with the setup, save PNG+PDF, and record the caption: the last line of every figure cell."""
+    if setup:
+        caption(fig, setup)
+    paths = save(fig, Path(fig_dir) / file)
+    record(fig_dir, file, title=title, caption=f"{caption_text} {setup}".strip(), numbers=numbers)
+    return paths

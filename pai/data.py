@@ -1,0 +1,321 @@
+"""Datasets as normalised device tensors: Fashion-MNIST (the default), MNIST, CIFAR-10/100, digits.
+
+A dataset is four tensors held in memory on the training device (airbench, Jordan 2024, arXiv
+2404.00498: no ``DataLoader``); batching and augmentation live in :mod:`pai.augment`.
+
+Sources and formats (read here with numpy, so no torchvision integrity check is involved):
+- Fashion-MNIST (Xiao, Rasul & Vollgraf, arXiv 1708.07747, 2017) and MNIST (LeCun et al., Proc. IEEE
+  1998): the four idx files, gzipped or not.  Looked up in ``root``, ``$PAI_DATA``, ``./data``, the
+  Debian package folder, then downloaded by torchvision into ``data/`` when online.
+- CIFAR-10/100 (Krizhevsky, tech. report 2009): the "python version" pickles
+  (``cifar-10-batches-py/data_batch_1..5, test_batch``; ``cifar-100-python/train, test`` with the
+  ``fine_labels``), under ``root``, ``$PAI_DATA`` or ``./data``, else torchvision's download.
+- digits: scikit-learn's bundled 8x8 digits (UCI optdigits test set), split 1437/360 by a fixed
+  permutation (the split never depends on ``seed``, so results at different seeds share a test set).
+
+Normalisation is per channel: published constants for (Fashion-)MNIST and CIFAR (the values of the
+SynFlow/PHEW/NPB ``Utils/load.py`` to 4 digits), the training-split statistics for digits.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .augment import augment, iterate_batches  # noqa: F401  (re-exported: the public data API)
+from .registry import Registry
+
+DATASETS = Registry("dataset")
+DEBIAN_DIRS = {  # module level so tests can point them elsewhere
+    "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+    "mnist": Path("/usr/share/datasets/mnist"),
+}
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DOWNLOAD_TIMEOUT_S = 10.0
+
+DATA_HELP = """\
+Ways to provide the data (any one of them):
+  1. Debian/Ubuntu: `apt-get install dataset-fashion-mnist` (files in /usr/share/datasets/fashion-mnist/).
+  2. Set PAI_DATA to a folder holding fashion-mnist/ (the four idx files train-images-idx3-ubyte.gz,
+     train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz), mnist/,
+     cifar-10-batches-py/ or cifar-100-python/ (the CIFAR "python version" folders).
+  3. Put those files in data/fashion-mnist/ (data/mnist/, data/cifar-10-batches-py/,
+     data/cifar-100-python/) under the current directory, or pass root=... to load_dataset.
+  4. Go online: the loader then downloads them with torchvision into data/ (and PAI_OFFLINE unset).
+"""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No copy of a dataset anywhere we look, and no download possible."""
+
+
+@dataclass(repr=False)
+class Dataset:
+    name: str
+    x_train: torch.Tensor  # float32 NCHW, normalised
+    y_train: torch.Tensor  # int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: Tuple[float, ...]  # per channel, in [0, 1] pixel units
+    std: Tuple[float, ...]
+
+    def __repr__(self) -> str:  # the default dataclass repr would print 70k images
+        return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
+                f"classes={self.num_classes}, device={self.x_train.device})")
+
+
+class _Raw(NamedTuple):
+    """A loader's output: full splits as NCHW pixel arrays (read-only, cached) before scaling."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    scale: float  # pixel value of white (255 for uint8 images, 16 for digits)
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+
+
+def dataset_names() -> List[str]:
+    return DATASETS.names()
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: Optional[str | os.PathLike] = None,
+    device: str | torch.device = "cpu",
+    train_subset: Optional[int] = None,
+    test_subset: Optional[int] = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load ``name`` as normalised float32 NCHW tensors and int64 labels on ``device``.
+
+    ``train_subset``/``test_subset`` = n keeps a random n examples (a seeded draw: same ``seed``,
+    same subset; the two splits draw from independent streams).  Normalisation always uses the
+    statistics of the *full* training split, so a subset sees the same pixel → value map.
+    """
+    raw = DATASETS.get(name)(root)
+    mean = torch.tensor(raw.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(raw.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def prepare(x: np.ndarray, y: np.ndarray, n: Optional[int], stream: int, split: str):
+        idx = _subset_indices(len(x), n, seed, stream, split)
+        if idx is not None:
+            x, y = x[idx], y[idx]
+        # move the compact pixels, convert on the device (a quarter of the bytes of float32 for uint8)
+        xt = torch.tensor(x, device=device).float().div_(raw.scale).sub_(mean).div_(std)
+        return xt, torch.tensor(y, dtype=torch.int64, device=device)
+
+    x_train, y_train = prepare(raw.x_train, raw.y_train, train_subset, 0, "train_subset")
+    x_test, y_test = prepare(raw.x_test, raw.y_test, test_subset, 1, "test_subset")
+    return Dataset(name, x_train, y_train, x_test, y_test, raw.num_classes, int(raw.x_train.shape[1]),
+                   int(raw.x_train.shape[2]), tuple(raw.mean), tuple(raw.std))
+
+
+def _subset_indices(n: int, k: Optional[int], seed: int, stream: int, what: str) -> Optional[np.ndarray]:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k <= n:
+        raise ValueError(f"{what} must be None or an int in [1, {n}], got {k!r}")
+    rng = np.random.default_rng([int(seed), stream])
+    return np.sort(rng.choice(n, size=int(k), replace=False))
+
+
+# ----------------------------------------------------------------------------- look-up and download
+
+
+def _bases(root) -> List[Path]:
+    bases = [Path(root)] if root is not None else []
+    if os.environ.get("PAI_DATA"):
+        bases.append(Path(os.environ["PAI_DATA"]))
+    return bases + [Path.cwd() / "data"]
+
+
+def _not_found(name: str, looked: Sequence[Path], download_error: str) -> DataNotFoundError:
+    places = "\n".join(f"  - {p}" for p in looked)
+    return DataNotFoundError(
+        f"dataset {name!r} not found. Looked in:\n{places}\n  - download: {download_error}\n{DATA_HELP}")
+
+
+def _download(name: str, dest: Path) -> None:
+    """torchvision's download into ``dest`` (tests replace this function to simulate offline)."""
+    if os.environ.get("PAI_OFFLINE"):
+        raise RuntimeError("skipped, PAI_OFFLINE is set")
+    import torchvision.datasets as tvd
+
+    cls = {"fashion-mnist": tvd.FashionMNIST, "mnist": tvd.MNIST, "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # offline, urllib would otherwise wait on each mirror
+    try:
+        cls(root=str(dest), train=True, download=True)
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _find(name: str, root, subdirs: Sequence[str], is_complete, extra: Sequence[Path] = (),
+          downloaded: Sequence[str] = ()) -> Path:
+    """First folder that ``is_complete``; else download into ``root or ./data`` and look again."""
+    looked = [b / s if s else b for b in _bases(root) for s in subdirs] + list(extra)
+    for d in looked:
+        if is_complete(d):
+            return d
+    dest = Path(root) if root is not None else Path.cwd() / "data"
+    try:
+        _download(name, dest)
+    except Exception as e:  # any failure (no network, no torchvision, bad mirror) ends in one clear error
+        raise _not_found(name, looked, f"{type(e).__name__}: {e}") from e
+    for d in (dest / s for s in downloaded):
+        if is_complete(d):
+            return d
+    raise _not_found(name, looked, f"torchvision reported success but {dest} holds no readable copy")
+
+
+# ----------------------------------------------------------------------------- idx (Fashion-MNIST, MNIST)
+
+
+def _idx_path(d: Path, stem: str) -> Optional[Path]:
+    for p in (d / f"{stem}.gz", d / stem):
+        if p.is_file():
+            return p
+    return None
+
+
+def _idx_complete(d: Path) -> bool:
+    return all(_idx_path(d, s) is not None for s in IDX_FILES)
+
+
+def _stamp(paths: Sequence[Path]) -> Tuple[Tuple[str, int], ...]:
+    # the cache key includes mtimes, so a file replaced on disk is read again
+    return tuple((str(p.resolve()), p.stat().st_mtime_ns) for p in paths)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one idx file (LeCun's format: magic 0x0000 08 ndim, big-endian int32 dims, uint8 data)."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()})")
+    ndim = data[3]
+    dims = tuple(int(v) for v in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    offset = 4 + 4 * ndim
+    if len(data) - offset != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} = {int(np.prod(dims))} bytes, found {len(data) - offset}")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+@lru_cache(maxsize=8)
+def _read_idx_set(stamp) -> Tuple[np.ndarray, ...]:
+    xtr, ytr, xte, yte = (read_idx(Path(p)) for p, _ in stamp)
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise ValueError(f"image and label counts differ in {Path(stamp[0][0]).parent}")
+    return xtr[:, None], ytr.astype(np.int64), xte[:, None], yte.astype(np.int64)
+
+
+def _idx_dataset(name: str, root, subdirs, downloaded, mean: float, std: float) -> _Raw:
+    extra = [DEBIAN_DIRS[name]] if name in DEBIAN_DIRS else []
+    d = _find(name, root, subdirs, _idx_complete, extra, downloaded)
+    xtr, ytr, xte, yte = _read_idx_set(_stamp([_idx_path(d, s) for s in IDX_FILES]))
+    return _Raw(xtr, ytr, xte, yte, 10, 255.0, (mean,), (std,))
+
+
+@DATASETS.register("fashion-mnist")
+def _fashion_mnist(root) -> _Raw:
+    # the bare base folder too (the brief's ``data/``); MNIST does not look there, as the two sets
+    # share file names and a silent mix-up would be worse than a not-found error
+    return _idx_dataset("fashion-mnist", root, ["fashion-mnist", "FashionMNIST/raw", ""], ["FashionMNIST/raw"],
+                        0.2860, 0.3530)
+
+
+@DATASETS.register("mnist")
+def _mnist(root) -> _Raw:
+    return _idx_dataset("mnist", root, ["mnist", "MNIST/raw"], ["MNIST/raw"], 0.1307, 0.3081)
+
+
+# ----------------------------------------------------------------------------- CIFAR pickles
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+
+@lru_cache(maxsize=4)
+def _read_cifar(stamp, label_key: str) -> Tuple[np.ndarray, ...]:
+    def read(paths):
+        xs, ys = [], []
+        for p in paths:
+            d = _unpickle(Path(p))
+            x = np.asarray(d["data"], dtype=np.uint8)
+            y = np.asarray(d[label_key], dtype=np.int64)
+            if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
+                raise ValueError(f"{p}: expected data (N, 3072) and N labels, got {x.shape} and {y.shape}")
+            xs.append(x.reshape(-1, 3, 32, 32))  # rows are 1024 R, then G, then B, each row-major
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    paths = [p for p, _ in stamp]  # the last file is the test split
+    return (*read(paths[:-1]), *read(paths[-1:]))
+
+
+def _cifar(name: str, root, folder: str, train_files, label_key: str, num_classes: int, mean, std) -> _Raw:
+    files = [*train_files, "test"] if name == "cifar100" else [*train_files, "test_batch"]
+    d = _find(name, root, [folder], lambda d: all((d / f).is_file() for f in files), (), [folder])
+    xtr, ytr, xte, yte = _read_cifar(_stamp([d / f for f in files]), label_key)
+    for y, split in ((ytr, "train"), (yte, "test")):
+        if len(y) and not (0 <= y.min() and y.max() < num_classes):
+            raise ValueError(f"{d}: {split} labels outside [0, {num_classes})")
+    return _Raw(xtr, ytr, xte, yte, num_classes, 255.0, mean, std)
+
+
+@DATASETS.register("cifar10")
+def _cifar10(root) -> _Raw:
+    return _cifar("cifar10", root, "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels", 10,
+                  (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+@DATASETS.register("cifar100")
+def _cifar100(root) -> _Raw:
+    return _cifar("cifar100", root, "cifar-100-python", ["train"], "fine_labels", 100,
+                  (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+
+
+# ----------------------------------------------------------------------------- scikit-learn digits
+
+DIGITS_SPLIT_SEED = 0  # fixed: the split is part of the dataset, not of the run
+DIGITS_N_TRAIN = 1437
+
+
+@lru_cache(maxsize=1)
+def _read_digits() -> _Raw:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None]  # (1797, 1, 8, 8), values 0..16
+    y = bunch.target.astype(np.int64)
+    perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(x))
+    tr, te = perm[:DIGITS_N_TRAIN], perm[DIGITS_N_TRAIN:]
+    xtr = x[tr] / 16.0
+    mean, std = (float(xtr.mean()),), (float(xtr.std()),)
+    arrays = [x[tr], y[tr], x[te], y[te]]
+    for a in arrays:
+        a.setflags(write=False)  # shared by every caller through the cache
+    return _Raw(*arrays, 10, 16.0, mean, std)
+
+
+@DATASETS.register("digits")
+def _digits(root) -> _Raw:
+    return _read_digits()  # bundled with scikit-learn: ``root`` is irrelevant

@@ -1,0 +1,75 @@
+"""Model registry and the architectures of the PaI literature.
+
+``create_model(name, num_classes, in_channels, image_size)`` builds a freshly initialised model
+from a registered builder ``fn(num_classes, in_channels, image_size) -> nn.Module`` and tags it
+with ``input_shape``, ``num_classes`` and ``arch`` so that pruners and the layer graph
+(``pai/graph.py``) can make a dummy input without being told the data set again.
+
+Architectures (one file each, the paper and reference code in each module docstring):
+
+* ``mlp.py``    ``lenet-300-100``                       LeCun et al. 1998
+* ``lenet.py``  ``lenet5``                              LeCun et al. 1998 (ReLU/max-pool variant)
+* ``vgg.py``    ``vgg11``, ``vgg16``, ``vgg19``         Simonyan & Zisserman 2015, OpenLTH/SynFlow CIFAR form
+* ``resnet.py`` ``resnet20/32/56``, ``resnet18/34/50``  He et al. 2016 (CIFAR and ImageNet families)
+* ``wrn.py``    ``wrn-28-2``, ``wrn-28-4``, ``wrn-28-10`` Zagoruyko & Komodakis, BMVC 2016
+
+Every model is ``torch.fx.symbolic_trace``-able, its prunable layers are plain ``nn.Conv2d`` /
+``nn.Linear`` modules, and residual blocks keep their projection (or ``nn.Identity``) in an
+attribute named ``shortcut``.  Randomness comes from torch's global generator: seed it
+(``pai.seed.seed_everything``) before ``create_model`` for a bit-identical initialisation.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..registry import Registry
+
+MODELS = Registry("model")
+register_model = MODELS.register
+
+
+def init_weights(model: nn.Module) -> nn.Module:
+    """Kaiming-normal (fan_in, ReLU gain) conv/linear weights, zero biases, BN (1, 0).
+
+    He et al., "Delving deep into rectifiers", ICCV 2015, Eq. 10.  Applied to the classifier
+    too, as OpenLTH and SynFlow do (``kaiming_normal_`` on every Conv2d/Linear); PyTorch's own
+    default (Kaiming-uniform with a=sqrt(5)) would give each layer a different scale and bias
+    the magnitude-based pruners.
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def _check_dims(name: str, num_classes: int, in_channels: int, image_size: int) -> None:
+    for label, value in (("num_classes", num_classes), ("in_channels", in_channels),
+                         ("image_size", image_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"create_model({name!r}): {label} must be a positive int, got {value!r}")
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Module:
+    """Build the registered architecture ``name`` (``KeyError`` listing valid names if unknown)."""
+    builder = MODELS.get(name)
+    _check_dims(name, num_classes, in_channels, image_size)
+    model = builder(num_classes, in_channels, image_size)
+    model.input_shape = (in_channels, image_size, image_size)
+    model.num_classes = num_classes
+    model.arch = name
+    return model
+
+
+def model_names() -> list[str]:
+    return MODELS.names()
+
+
+# Imported last: each file registers its builders with ``register_model`` defined above.
+from . import lenet, mlp, resnet, vgg, wrn  # noqa: E402,F401
+
+__all__ = ["MODELS", "register_model", "create_model", "model_names", "init_weights"]
