@@ -8,7 +8,7 @@ A *run* is one (prune, then train) experiment described by a plain dict ``spec``
 
 Its directory is ``root / run_id(spec)`` where ``run_id`` is a stable hash of the canonical JSON of the
 spec (the open_lth ``Desc.hashname`` pattern; a test pins the hash of a fixed spec).  A run whose
-``result.json`` exists is a cache hit and is skipped; an interrupted run resumes from its checkpoint
+``run.json`` exists is a cache hit and is skipped; an interrupted run resumes from its checkpoint
 (``pai.train`` writes them atomically).  So an interrupted sweep, or a DVC stage started again, redoes
 only what had not finished.
 
@@ -29,7 +29,9 @@ from typing import Any, Dict, Iterable, List
 import torch
 
 from .io import save_json
+from .seed import seed_everything
 
+RECORD = "run.json"  # the run's record (spec, prune time, mask metrics, training result)
 SPEC_VERSION = 1  # bump only when the meaning of a spec changes: it enters every hash
 
 
@@ -55,27 +57,32 @@ def make_spec(*, model: str, dataset: str, method: str = "dense", density: float
 
 
 def is_done(spec: Dict[str, Any], root: str | os.PathLike) -> bool:
-    return (Path(root) / run_id(spec) / "result.json").exists()
+    return (Path(root) / run_id(spec) / RECORD).exists()
 
 
 def load_result(spec: Dict[str, Any], root: str | os.PathLike) -> Dict[str, Any]:
-    with open(Path(root) / run_id(spec) / "result.json") as f:
+    with open(Path(root) / run_id(spec) / RECORD) as f:
         return json.load(f)
 
 
 _DATA_CACHE: Dict[tuple, Any] = {}
 
 
-def _dataset(cfg) -> Any:
-    from .data import load_dataset
-    from .train import resolve_device
+def _device(cfg) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
 
-    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.seed, str(resolve_device(cfg.device)))
+
+def _dataset(cfg) -> Any:
+    """The run's data, as ``pai.train`` would load it (subsets are seeded by the run's seed)."""
+    from .data import load_dataset
+
+    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.seed, str(_device(cfg)))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one dataset per process at a time keeps memory flat in long sweeps
-        _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, device=resolve_device(cfg.device),
-                                        train_subset=cfg.train_subset, test_subset=cfg.test_subset,
-                                        seed=cfg.data_seed if hasattr(cfg, "data_seed") else 0)
+        _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, device=_device(cfg),
+                                        train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
     return _DATA_CACHE[key]
 
 
@@ -87,14 +94,14 @@ def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None
     from .train import TrainConfig, train
 
     run_dir = Path(root) / run_id(spec)
-    if (run_dir / "result.json").exists():
-        with open(run_dir / "result.json") as f:
+    if (run_dir / RECORD).exists():
+        with open(run_dir / RECORD) as f:
             return json.load(f)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_json(spec, run_dir / "spec.json")
     cfg = TrainConfig.from_dict(spec["train"])
     data = _dataset(cfg)
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)  # the same initialisation pai.train would build
     model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
                          image_size=data.image_size)
     p = spec["prune"]
@@ -126,7 +133,7 @@ def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None
                    init_state=init_state).to_dict()
     out = {"run_id": run_id(spec), "spec": spec, "prune_seconds": prune_seconds,
            "density": M.density(mask) if mask is not None else 1.0, "metrics": metrics, "train": result}
-    save_json(out, run_dir / "result.json")  # written last: its presence marks the run finished
+    save_json(out, run_dir / RECORD)  # written last: its presence marks the run finished
     return out
 
 
@@ -141,7 +148,21 @@ def _mask_metrics(model, mask, init_state=None) -> Dict[str, Any]:
     if init_state is not None:
         model = copy.deepcopy(model)
         model.load_state_dict(init_state)
-    return network_metrics(model, mask)
+    out = network_metrics(model, mask)
+    out["channel_spectral_gap"] = channel_spectral_gap(mask)
+    return out
+
+
+def channel_spectral_gap(mask) -> float:
+    """Mean over layers of sigma1 - sigma2 of the channel-level biadjacency (an edge = a non-empty kernel),
+    the graph RReg and X-Net build (Stewart et al. 2023)."""
+    import math
+
+    from .metrics import biadjacency, spectral_gap
+
+    gaps = [spectral_gap(biadjacency(None, m, "channel")) for m in mask.values()]
+    gaps = [g for g in gaps if not math.isnan(g)]
+    return sum(gaps) / len(gaps) if gaps else math.nan
 
 
 def sweep(specs: Iterable[Dict[str, Any]], root: str | os.PathLike, *, executor: str = "local",
@@ -194,3 +215,40 @@ def main(argv=None) -> int:
         print(f"{row['run_id']} {row['model']:14s} {row['method']:12s} d={row['density']:.4f} "
               f"acc={row['final_test_acc']:.4f}")
     return 0
+
+
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
+              "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile")
+
+
+def train_options(params: Dict[str, Any], model: str) -> Dict[str, Any]:
+    """The ``TrainConfig`` fields of a stage's parameters; a value given as ``{model: value}`` is per model."""
+    out = {}
+    for key in TRAIN_KEYS:
+        if key not in params:
+            continue
+        value = params[key].get(model) if isinstance(params[key], dict) else params[key]
+        if value is not None or key in ("train_subset", "test_subset"):  # None there means "all the data"
+            out[key] = value
+    if "milestones" in out:
+        out["milestones"] = tuple(out["milestones"])
+    return out
+
+
+def write_tables(results: List[Dict[str, Any]], out_dir: str | os.PathLike, name_fields=("model", "method",
+                 "target_density", "seed")):
+    """Write ``results.csv`` (one row per run) and ``metrics.json`` ({run name: row}, for ``dvc metrics``)."""
+    import pandas as pd
+
+    from .io import atomic_write
+
+    rows = [flatten_result(r) for r in results]
+    table = pd.DataFrame(rows)
+    out_dir = Path(out_dir)
+    atomic_write(out_dir / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
+    metrics = {}
+    for row in rows:
+        key = "/".join(f"{row[f]:g}" if isinstance(row[f], float) else str(row[f]) for f in name_fields)
+        metrics[key] = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    save_json(metrics, out_dir / "metrics.json")
+    return table

@@ -1,0 +1,252 @@
+"""The record of one training run: its config, its result, and its run directory on disk.
+
+``TrainConfig`` says what a run is; ``TrainResult`` what it gave; the rest of this module keeps a
+run directory for :func:`pai.train.train`, each file written atomically through :mod:`pai.io`
+(so a killed run leaves the previous version or the new one, never a torn file):
+
+- ``checkpoint.pt`` after every epoch: model, optimizer, current mask, epochs done, history,
+  config, the run's fingerprint and every global RNG state;
+- ``final.pt`` (the trained model's ``state_dict``), then ``result.json`` last: its presence
+  means "this run is finished".
+
+The pattern is open_lth's (Frankle et al., github.com/facebookresearch/open_lth): a run is a
+directory named by what produced it, re-entering a finished one is free and re-entering an
+interrupted one resumes.  Identity = the config (minus :data:`RUN_INDEPENDENT_KEYS`) plus a
+*fingerprint* of what ``train`` was handed besides the config (mask, initial weights), so a
+different mask in the same directory is an error rather than a silently reused result.
+
+Recipe defaults are the CIFAR recipe of Liu et al., "The Unreasonable Effectiveness of Random
+Pruning", ICLR 2022 (``VITA-Group/Random_Pruning``): SGD lr 0.1, momentum 0.9, Nesterov, wd 5e-4,
+batch 128, ``MultiStepLR`` x0.1 at 50 % and 75 % of the epochs.  ``milestones`` are *fractions*
+of ``epochs`` (floored like their ``int(epochs/2), int(epochs*3/4)``) so one config serves any
+length; the official code takes absolute epochs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .io import save_json, save_torch
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "final.pt"
+RESULT = "result.json"
+# how to run, not what is computed: changing them must not invalidate a finished run
+RUN_INDEPENDENT_KEYS = ("data_root", "threads")
+
+
+SCHEDULES = ("multistep", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run.  ``threads`` and ``data_root`` say how to run, not what."""
+
+    model: str = "lenet-300-100"
+    dataset: str = "fashion-mnist"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    milestones: Tuple[float, ...] = (0.5, 0.75)  # fractions of ``epochs`` where lr *= gamma
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    augment: bool = False  # random crop (padding 4) + horizontal flip
+    seed: int = 0
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    threads: Optional[int] = None  # CPU threads; None keeps torch's default (all cores, or OMP_NUM_THREADS)
+    compile: bool = False  # torch.compile (slower than eager on CPU for these small nets)
+    bf16: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # CUDA only
+    train_subset: Optional[int] = None
+    test_subset: Optional[int] = None
+    eval_batch_size: int = 1024
+    data_root: Optional[str] = None
+
+    def __post_init__(self):
+        self.milestones = tuple(float(m) for m in self.milestones)
+        for f in dataclasses.fields(self):
+            if f.type == "float":  # YAML 1.1 reads "5e-4" as a string
+                setattr(self, f.name, float(getattr(self, f.name)))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if any(not 0.0 <= m <= 1.0 for m in self.milestones):
+            raise ValueError(f"milestones are fractions of the epochs in [0, 1], got {self.milestones}")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be None or >= 1, got {self.threads}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}; valid keys: {', '.join(valid)}")
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TrainConfig":
+        """Read a ``.yaml``/``.yml``/``.json`` file holding one mapping of config keys."""
+        path = Path(path)
+        with open(path) as f:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                d = yaml.safe_load(f) or {}
+            elif path.suffix == ".json":
+                d = json.load(f)
+            else:
+                raise ValueError(f"config file must end in .yaml, .yml or .json, got {path.name}")
+        if not isinstance(d, dict):
+            raise ValueError(f"{path} must hold a mapping of TrainConfig keys, got {type(d).__name__}")
+        return cls.from_dict(d)
+
+
+@dataclass
+class TrainResult:
+    config: Dict[str, Any]
+    history: List[Dict[str, float]]  # per epoch: epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds, ...
+    best_test_acc: float
+    final_test_acc: float
+    wall_time_s: float  # sum of the epochs' seconds (training + evaluation), across resumes
+    images_per_s: float  # training images / training seconds (evaluation excluded)
+    density: float  # fraction of prunable weights kept (1.0 without a mask)
+    num_params: int
+    meta: Dict[str, Any] = field(default_factory=dict)  # fingerprint, data shape, provenance
+    model: Optional[nn.Module] = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], model: Optional[nn.Module] = None) -> "TrainResult":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name != "model"}, model=model)
+
+
+def tensor_digest(tensors: Optional[Mapping[str, torch.Tensor]]) -> Optional[str]:
+    """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` (``None`` for ``None``)."""
+    if tensors is None:
+        return None
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = torch.as_tensor(tensors[name]).detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(tensors[name].shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def fingerprint(*, mask: Optional[Mapping[str, torch.Tensor]], init_state: Optional[Mapping[str, torch.Tensor]],
+                model_state: Optional[Mapping[str, torch.Tensor]]) -> Dict[str, Optional[str]]:
+    """What ``train`` got besides the config. ``None`` = built from the config (seeded), no mask."""
+    masks = None if mask is None else {k: torch.as_tensor(v).to(torch.bool) for k, v in mask.items()}
+    return {"mask": tensor_digest(masks), "init_state": tensor_digest(init_state),
+            "model": tensor_digest(model_state)}
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+
+def rng_state() -> Dict[str, Any]:
+    """Every global generator a training step may draw from (dropout, user callbacks)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# ----------------------------------------------------------------------------- identity checks
+
+
+def config_diff(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> Dict[str, tuple]:
+    """``{key: (found, wanted)}`` for every run-relevant key whose value differs."""
+    keys = (set(found) | set(wanted)) - set(RUN_INDEPENDENT_KEYS)
+    return {k: (found.get(k, "<missing>"), wanted.get(k, "<missing>"))
+            for k in sorted(keys) if _plain(found.get(k, "<missing>")) != _plain(wanted.get(k, "<missing>"))}
+
+
+def _plain(x):
+    return list(x) if isinstance(x, tuple) else x  # JSON turns tuples into lists
+
+
+def check_same_run(path: Path, found_config: Mapping[str, Any], found_fp: Mapping[str, Any],
+                   config: Mapping[str, Any], fp: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` when the run stored at ``path`` is not the run being asked for."""
+    diff = config_diff(found_config, config)
+    if diff:
+        lines = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+        raise ValueError(f"{path} belongs to a different run ({lines}); use another run_dir or delete it")
+    bad = [k for k in ("mask", "init_state", "model") if found_fp.get(k) != fp.get(k)]
+    if bad:
+        raise ValueError(f"{path} has the same config but a different {', '.join(bad)} "
+                         f"(fingerprints differ); use another run_dir or delete it")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def save_checkpoint(run_dir: Path, payload: Mapping[str, Any]) -> Path:
+    return save_torch(dict(payload), Path(run_dir) / CHECKPOINT)
+
+
+def load_checkpoint(run_dir: Optional[Path], device: torch.device | str = "cpu") -> Optional[Dict[str, Any]]:
+    if run_dir is None or not (Path(run_dir) / CHECKPOINT).is_file():
+        return None
+    return torch.load(Path(run_dir) / CHECKPOINT, map_location=device, weights_only=True)
+
+
+def save_final(run_dir: Path, state_dict: Mapping[str, torch.Tensor], result: Mapping[str, Any]) -> None:
+    """Weights first, ``result.json`` last: a result on disk always has its weights next to it."""
+    save_torch({k: v.detach().to("cpu") for k, v in state_dict.items()}, Path(run_dir) / FINAL)
+    save_json(dict(result), Path(run_dir) / RESULT)
+
+
+def load_result(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
+    if run_dir is None or not (Path(run_dir) / RESULT).is_file():
+        return None
+    with open(Path(run_dir) / RESULT) as f:
+        return json.load(f)
+
+
+def load_final(run_dir: Path, device: torch.device | str = "cpu") -> Dict[str, torch.Tensor]:
+    path = Path(run_dir) / FINAL
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing although {RESULT} is there; delete {run_dir} to rerun")
+    return torch.load(path, map_location=device, weights_only=True)

@@ -1,0 +1,351 @@
+"""One function trains one run: ``train(config, mask=...) -> TrainResult`` (and ``python -m pai train``).
+
+The loop follows airbench (Jordan, arXiv 2404.00498, 2024): the data set lives on the device as
+one tensor, batches are index slices (no ``DataLoader``), crop+flip run on the whole batch, and
+on CUDA the forward runs under bf16 autocast with channels_last and cudnn.benchmark (optionally
+``torch.compile``).  On CPU everything is float32 and a fixed seed gives bit-identical runs.
+
+Static masks (pruning at initialisation): the mask is checked and applied to the weights once,
+then re-applied after *every* optimizer step by one in-place ``torch._foreach_mul_`` over
+precomputed lists (the masks stored in each weight's dtype, device and memory format).  Pruned
+weights thus stay exactly 0 under momentum and weight decay, as in Liu et al., "The Unreasonable
+Effectiveness of Random Pruning", ICLR 2022 (``VITA-Group/Random_Pruning``, ``--fix``) and
+SynFlow (Tanaka et al., NeurIPS 2020).  Pruned weights still get gradients and momentum; that is
+harmless while the mask is fixed (dynamic sparse training must reset momentum when it changes
+the mask, via ``TrainState.set_mask``).
+
+The recipe defaults (``TrainConfig``, in :mod:`pai.checkpoint`) are Random_Pruning's.  The
+learning rate is a pure function of the epoch index (stepped per epoch, as there), so a
+checkpoint's epoch count is the whole scheduler state.  Weight decay applies to every parameter,
+as in that code.  Run directories, checkpoints and resume: :mod:`pai.checkpoint`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint as ckpt
+from .checkpoint import SCHEDULES, TrainConfig, TrainResult  # noqa: F401  (public API of pai.train)
+from .masks import Mask, check_mask, density, load_mask, prunable_parameters
+from .seed import seed_everything, torch_generator
+
+Callback = Callable[[str, "TrainState"], None]
+
+
+@dataclass
+class TrainState:
+    """What callbacks ``cb(event, state)`` see at ``"step_end"`` and ``"epoch_end"``.
+
+    ``epoch`` is 1-based (the epoch running or just finished), ``step`` counts optimizer steps of
+    the whole run, ``loss`` is the last step's loss tensor.  Raising in a callback stops the run;
+    the last epoch checkpoint stays and the next call resumes from it.
+    """
+
+    config: TrainConfig
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    mask: Optional[Mask]
+    history: List[Dict[str, float]]
+    epoch: int = 0
+    step: int = 0
+    loss: Optional[torch.Tensor] = None
+    _weights: List[torch.Tensor] = field(default_factory=list, repr=False)
+    _factors: List[torch.Tensor] = field(default_factory=list, repr=False)
+
+    def set_mask(self, mask: Optional[Mask], reset_momentum: bool = True) -> None:
+        """Install ``mask`` (checked), apply it now and after every later step."""
+        self._weights, self._factors = [], []
+        if mask is not None:
+            check_mask(self.model, mask)
+            params = prunable_parameters(self.model)
+            mask = {k: torch.as_tensor(mask[k]).detach().to(device="cpu", dtype=torch.bool) for k in params}
+            for k, w in params.items():
+                # empty_like keeps the weight's memory format, so the foreach kernel never restrides
+                self._weights.append(w)
+                self._factors.append(torch.empty_like(w).copy_(mask[k]))
+                if reset_momentum and self.step > 0:
+                    buf = self.optimizer.state.get(w, {}).get("momentum_buffer")
+                    if buf is not None:
+                        buf.mul_(self._factors[-1])
+        self.mask = mask
+        self.apply_mask()
+
+    @torch.no_grad()
+    def apply_mask(self) -> None:
+        if self._weights:
+            torch._foreach_mul_(self._weights, self._factors)
+
+
+def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, model: Optional[nn.Module] = None,
+          data=None, run_dir: Optional[str | Path] = None, progress: Optional[bool] = None,
+          init_state: Optional[Dict[str, torch.Tensor]] = None,
+          callbacks: Optional[Sequence[Callback]] = None) -> TrainResult:
+    """Train one run; with ``run_dir``, checkpoint every epoch, resume, and reuse a finished result.
+
+    ``model`` (else built from the config, seeded by ``config.seed``), ``data`` (a
+    :class:`pai.data.Dataset`, else loaded from the config; it must be what the config names:
+    it is not part of the run's identity), ``init_state`` (a ``state_dict`` loaded before the
+    mask is applied: lottery-ticket rewinding, PEGS).  Returns the result with ``.model`` set.
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if cfg.device == "auto" else cfg.device)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    fp = ckpt.fingerprint(mask=mask, init_state=init_state,
+                          model_state=None if model is None else model.state_dict())
+    done = ckpt.load_result(run_dir)
+    if done is not None:
+        ckpt.check_same_run(run_dir / ckpt.RESULT, done["config"], done["meta"]["fingerprint"], cfg.to_dict(), fp)
+        return _cached(done, run_dir, model, device)
+    with _threads(cfg.threads):
+        return _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, list(callbacks or ()))
+
+
+def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, callbacks) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    from .data import load_dataset
+    from .models import create_model
+
+    seed_everything(cfg.seed)
+    if data is None:
+        data = load_dataset(cfg.dataset, root=cfg.data_root, device=device, train_subset=cfg.train_subset,
+                            test_subset=cfg.test_subset, seed=cfg.seed)
+    if model is None:
+        seed_everything(cfg.seed)  # the initialisation depends on the seed alone, not on data loading
+        model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                             image_size=data.image_size)
+    model.to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov and cfg.momentum > 0)
+    state = TrainState(cfg, model, opt, None, [])
+    state.set_mask(mask)
+    found = ckpt.load_checkpoint(run_dir, device)
+    if found is not None:
+        ckpt.check_same_run(run_dir / ckpt.CHECKPOINT, found["config"], found["fingerprint"], cfg.to_dict(), fp)
+        model.load_state_dict(found["model"])
+        opt.load_state_dict(found["optimizer"])
+        state.history, state.epoch, state.step = list(found["history"]), found["epoch"], found["step"]
+        state.set_mask(found["mask"], reset_momentum=False)
+        ckpt.set_rng_state(found["rng"])
+    loop = _Loop(cfg, device, data, model)
+    n_steps = math.ceil(len(loop.x_train) / cfg.batch_size)
+    bar = tqdm(total=cfg.epochs * n_steps, initial=state.epoch * n_steps, unit="step", leave=False,
+               disable=not (progress if progress is not None else sys.stderr.isatty()),
+               desc=f"{cfg.model}/{cfg.dataset}", dynamic_ncols=True)
+    try:
+        for epoch in range(state.epoch, cfg.epochs):
+            state.epoch = epoch + 1
+            state.history.append(loop.epoch(state, epoch, callbacks, bar))
+            bar.set_postfix(loss=f"{state.history[-1]['train_loss']:.3f}",
+                            test_acc=f"{state.history[-1]['test_acc']:.4f}")
+            for cb in callbacks:
+                cb("epoch_end", state)
+            if run_dir is not None:
+                ckpt.save_checkpoint(run_dir, {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": state.epoch,
+                    "step": state.step, "history": state.history, "mask": state.mask, "config": cfg.to_dict(),
+                    "fingerprint": fp, "rng": ckpt.rng_state()})
+    finally:
+        bar.close()
+    result = _result(cfg, state, fp, data, device)
+    if run_dir is not None:
+        ckpt.save_final(run_dir, model.state_dict(), result.to_dict())
+    return result
+
+
+class _Loop:
+    """The device-side set-up of a run (data on the device, precision, layout) and its epoch."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, data, model: nn.Module):
+        cuda = device.type == "cuda"
+        self.cfg, self.device, self.cuda = cfg, device, cuda
+        self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
+        self.x_test, self.y_test = data.x_test.to(device), data.y_test.to(device)
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        if cfg.compile:
+            model.compile()  # in place (nn.Module.compile): state_dict keys stay those of the plain model
+        self.model = model
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and cfg.bf16 else nullcontext
+        self.layout = ((lambda x: x.contiguous(memory_format=torch.channels_last))
+                       if cuda and cfg.channels_last and self.x_train.dim() == 4 else (lambda x: x))
+
+    def epoch(self, state: "TrainState", epoch: int, callbacks: Sequence[Callback], bar) -> Dict[str, float]:
+        from .data import augment, iterate_batches
+
+        cfg, model, opt = self.cfg, self.model, state.optimizer
+        lr = learning_rate(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.train()
+        g = torch_generator(epoch_seed(cfg.seed, epoch), device=self.device)  # a resumed run sees the same batches
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)  # summed on the device: no sync per step
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for xb, yb in iterate_batches(self.x_train, self.y_train, cfg.batch_size, shuffle=True, generator=g):
+            if cfg.augment:
+                xb = augment(xb, generator=g)
+            with self.autocast():
+                out = model(self.layout(xb))
+            loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state.apply_mask()
+            with torch.no_grad():
+                loss_sum += loss.detach() * len(yb)
+                correct += (out.argmax(1) == yb).sum()
+            state.step += 1
+            bar.update()
+            if callbacks:
+                state.loss = loss
+                for cb in callbacks:
+                    cb("step_end", state)
+        if self.cuda:
+            torch.cuda.synchronize()
+        train_s = time.perf_counter() - t0
+        test_loss, test_acc = evaluate(model, self.x_test, self.y_test, cfg.eval_batch_size, self.autocast,
+                                       self.layout)
+        n = len(self.x_train)
+        return {"epoch": epoch + 1, "train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
+                "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
+                "train_seconds": train_s, "train_images": n}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024, autocast=None,
+             to_layout=None) -> Tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` in eval mode (``autocast``: a
+    context factory)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        with autocast() if autocast else nullcontext():
+            out = model(to_layout(xb) if to_layout else xb)
+        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
+        correct += (out.argmax(1) == yb).sum()
+    model.train(was_training)
+    n = max(1, len(x))
+    return loss_sum.item() / n, correct.item() / n
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch`` (multistep = ``MultiStepLR``, cosine = ``CosineAnnealingLR``).
+
+    A milestone never falls on epoch 0 (``max(1, int(f * epochs))``): with very few epochs the
+    official flooring would otherwise start a 1-epoch run at ``lr * gamma**2``.
+    """
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    return cfg.lr * cfg.gamma ** sum(epoch >= max(1, int(m * cfg.epochs)) for m in cfg.milestones)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Independent, reproducible seed of the data order and augmentation of one epoch."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _result(cfg: TrainConfig, state: TrainState, fp, data, device) -> TrainResult:
+    h = state.history
+    train_s = sum(e["train_seconds"] for e in h)
+    meta = {"fingerprint": fp, "num_classes": data.num_classes, "in_channels": data.in_channels,
+            "image_size": data.image_size, "device": str(device), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "steps": state.step}
+    return TrainResult(cfg.to_dict(), h, max(e["test_acc"] for e in h), h[-1]["test_acc"],
+                       sum(e["seconds"] for e in h), sum(e["train_images"] for e in h) / max(train_s, 1e-12),
+                       1.0 if state.mask is None else density(state.mask),
+                       sum(p.numel() for p in state.model.parameters()), meta, state.model)
+
+
+def _cached(done: Dict[str, Any], run_dir: Path, model: Optional[nn.Module], device) -> TrainResult:
+    if model is None:
+        from .models import create_model
+
+        m = done["meta"]
+        model = create_model(done["config"]["model"], num_classes=m["num_classes"], in_channels=m["in_channels"],
+                             image_size=m["image_size"])
+    model.load_state_dict(ckpt.load_final(run_dir))
+    return TrainResult.from_dict(done, model=model.to(device))
+
+
+@contextmanager
+def _threads(n: Optional[int]):
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pai train", description="Train one run; writes OUT/result.json.",
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", help="YAML/JSON file of TrainConfig keys (flags override it)")
+    p.add_argument("--mask", help="mask file written by pai.masks.save_mask")
+    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, final.pt, result.json)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm bar (default: if a terminal)")
+    for f in dataclasses.fields(TrainConfig):
+        flags = [f"--{f.name.replace('_', '-')}"]
+        default = f.default
+        if f.name == "milestones":
+            p.add_argument(*flags, dest=f.name, type=float, nargs="*", help=f"(default {list(default)})")
+        elif isinstance(default, bool):
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, help=f"(default {default})")
+        else:
+            kind = _OPTIONAL_INTS.get(f.name) or (str if default is None else type(default))
+            p.add_argument(*flags, dest=f.name, type=kind, help=f"(default {default})")
+    return p
+
+
+def _opt_int(s: str) -> Optional[int]:
+    return None if s.lower() in ("none", "null", "") else int(s)
+
+
+_OPTIONAL_INTS = {"threads": _opt_int, "train_subset": _opt_int, "test_subset": _opt_int}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = vars(_parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
+    out, mask_path, progress = Path(args.pop("out")), args.pop("mask", None), args.pop("progress", None)
+    try:
+        base = TrainConfig.from_file(args.pop("config")).to_dict() if "config" in args else {}
+        cfg = TrainConfig.from_dict({**base, **args})
+        r = train(cfg, mask=load_mask(mask_path) if mask_path else None, run_dir=out, progress=progress)
+    except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one line, not a traceback
+        print(f"python -m pai train: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{cfg.model} on {cfg.dataset}: final test acc {r.final_test_acc:.4f} (best {r.best_test_acc:.4f}) "
+          f"after {len(r.history)} epochs, density {r.density:.4g}, {r.images_per_s:,.0f} img/s, "
+          f"{r.wall_time_s:.1f} s -> {out / ckpt.RESULT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
