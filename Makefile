@@ -15,7 +15,7 @@ PIP_ENV := PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHE
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP_ENV) $(BIN)/pip install --progress-bar off -q -e '.[test]'
+	$(PIP_ENV) $(BIN)/pip install --progress-bar off -q -e '.[test,ray]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name pai --display-name "Python (pai)" >/dev/null
 	touch $(STAMP)
 

@@ -21,7 +21,7 @@
 # graph's expansion.
 #
 # **Method.** Every prunable layer becomes a channel-level bipartite graph (an edge is a whole kernel).
-# `random` keeps each kernel independently, `xnet` gives every input node the same degree, `rreg` makes
+# `random-graph` places the same number of kernels as X-Net uniformly at random, `xnet` gives every input node the same degree, `rreg` makes
 # both sides (near-)regular without duplicate edges (`pai.pruners.expanders`). Per-layer degrees follow
 # from the global density (`allocation`) or, in the paper profile, one degree *d* for every layer. Each
 # mask is trained from the same initialisation (`pai.train`), and its spectral gap σ1 − σ2 of the
@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
 models = ["lenet-300-100", "lenet5"]
-methods = ["random", "xnet", "rreg"]
+methods = ["random-graph", "xnet", "rreg"]
 densities = [0.2, 0.1, 0.05, 0.02, 0.01]
 degrees = None  # paper profile: one degree for every layer instead of densities
 seeds = [0, 1]

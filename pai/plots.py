@@ -22,7 +22,7 @@ PALETTE = {
     "random": "#7f7f7f", "random-erk": "#8c564b", "random-er": "#bcbd22", "magnitude": "#17becf",
     "xnet": "#ff7f0e", "rreg": "#d62728", "phew": "#2ca02c", "synflow": "#1f77b4", "synflow-l2": "#9467bd",
     "snip": "#e377c2", "grasp": "#aec7e8", "npb": "#000000", "pags": "#98df8a", "pegs": "#ff9896",
-    "dense": "#333333", "lth": "#c49c94", "itop": "#f7b6d2",
+    "dense": "#333333", "random-graph": "#7f7f7f", "lth": "#c49c94", "itop": "#f7b6d2",
 }
 
 

@@ -78,6 +78,9 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
             m.training = modes[name]
         for p in model.parameters():
             p.grad = None
+    extra = None
+    if isinstance(mask, tuple):  # (mask, state): PEGS with return_state=True also hands back its weights
+        mask, extra = mask
     mask = {k: v.detach().bool() for k, v in mask.items()}
     check_mask(model, mask)
-    return mask
+    return mask if extra is None else (mask, extra)

@@ -1,0 +1,89 @@
+"""Runs are pure functions of their config: stable ids, cache hits, resumable sweeps, executors agree."""
+import json
+
+import pytest
+import torch
+
+from pai import runs
+
+TINY = dict(model="lenet-300-100", dataset="digits", epochs=1, batch_size=64, lr=0.05, threads=1,
+            schedule="constant")
+
+
+def spec(method="random", density=0.2, seed=0, **kw):
+    return runs.make_spec(method=method, density=density, prune_seed=seed, seed=seed, **{**TINY, **kw})
+
+
+def test_run_id_is_pinned():
+    # If this changes, every cached run directory of every user is orphaned: bump SPEC_VERSION knowingly.
+    fixed = {"train": {"model": "lenet5", "epochs": 3}, "prune": {"method": "rreg", "density": 0.05, "seed": 1,
+                                                                  "options": {}}, "metrics": True}
+    assert runs.run_id(fixed) == runs.run_id(json.loads(json.dumps(fixed)))
+    assert runs.run_id(fixed) == "6e75d41a7c315404"
+
+
+def test_spec_order_does_not_matter_and_values_do():
+    a = spec()
+    b = json.loads(json.dumps(a, sort_keys=True))
+    assert runs.run_id(a) == runs.run_id(b)
+    assert runs.run_id(a) != runs.run_id(spec(density=0.3))
+
+
+def test_finished_run_is_a_cache_hit(tmp_path, monkeypatch):
+    s = spec()
+    first = runs.run_one(s, tmp_path)
+    assert (tmp_path / runs.run_id(s) / "mask.pt").exists()
+    assert (tmp_path / runs.run_id(s) / "final.pt").exists()
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr("pai.train.train", boom)
+    assert runs.run_one(s, tmp_path) == first
+
+
+def test_interrupted_sweep_resumes(tmp_path, monkeypatch):
+    specs = [spec(seed=0), spec(seed=1)]
+    runs.sweep(specs[:1], tmp_path, progress=False)
+    calls = []
+    real = runs.run_one
+
+    def counting(s, root, progress=False):
+        calls.append(runs.run_id(s) if not runs.is_done(s, root) else None)
+        return real(s, root, progress)
+
+    monkeypatch.setattr(runs, "run_one", counting)
+    results = runs.sweep(specs, tmp_path, progress=False)
+    assert [c for c in calls if c] == [runs.run_id(specs[1])]
+    assert [r["run_id"] for r in results] == [runs.run_id(s) for s in specs]
+
+
+def _learning(result):
+    """The deterministic part of a run's history (wall-clock fields differ run to run)."""
+    return [(h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"]) for h in result["train"]["history"]]
+
+
+def test_local_executor_with_workers_matches_sequential(tmp_path):
+    specs = [spec(seed=s) for s in (0, 1)]
+    one = runs.sweep(specs, tmp_path / "a", executor="local", workers=1, progress=False)
+    two = runs.sweep(specs, tmp_path / "b", executor="local", workers=2, progress=False)
+    assert [_learning(r) for r in one] == [_learning(r) for r in two]
+
+
+def test_ray_executor_matches_local(tmp_path):
+    pytest.importorskip("ray")
+    import pandas as pd
+
+    specs = [spec(seed=s) for s in (0, 1)]
+    local = runs.sweep(specs, tmp_path / "local", executor="local", progress=False)
+    ray = runs.sweep(specs, tmp_path / "ray", executor="ray", workers=2, progress=False)
+    cols = ["run_id", "method", "density", "final_test_acc", "best_test_acc"]
+    a = pd.DataFrame([runs.flatten_result(r) for r in local])[cols]
+    b = pd.DataFrame([runs.flatten_result(r) for r in ray])[cols]
+    pd.testing.assert_frame_equal(a, b)
+    assert [_learning(r) for r in local] == [_learning(r) for r in ray]
+
+
+def test_unknown_executor_lists_valid_names(tmp_path):
+    with pytest.raises(KeyError, match="local"):
+        runs.sweep([spec()], tmp_path, executor="slurm")
