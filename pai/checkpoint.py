@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +37,13 @@ import torch
 from torch import nn
 
 from .io import save_json, save_torch
+from .masks import density
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.pt"
 RESULT = "result.json"
 # how to run, not what is computed: changing them must not invalidate a finished run
 RUN_INDEPENDENT_KEYS = ("data_root", "threads")
-
-
 SCHEDULES = ("multistep", "cosine", "constant")
 
 
@@ -94,6 +94,17 @@ class TrainConfig:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be None or >= 1, got {self.threads}")
 
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of 0-based ``epoch``: multistep = ``MultiStepLR``, cosine = ``CosineAnnealingLR``
+        (``eta_min=0``), both stepped per epoch.  A milestone never falls on epoch 0
+        (``max(1, int(f * epochs))``): the official flooring would start a 1-epoch run at ``lr * gamma**2``.
+        """
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        return self.lr * self.gamma ** sum(epoch >= max(1, int(m * self.epochs)) for m in self.milestones)
+
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
@@ -127,6 +138,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What a run gave; ``to_dict()`` is ``result.json`` (``model`` is not serialised: ``final.pt``)."""
+
     config: Dict[str, Any]
     history: List[Dict[str, float]]  # per epoch: epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds, ...
     best_test_acc: float
@@ -140,6 +153,14 @@ class TrainResult:
 
     def to_dict(self) -> Dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+
+    @classmethod
+    def from_history(cls, config: Dict[str, Any], history: List[Dict[str, float]], mask: Optional[Mapping],
+                     model: nn.Module, meta: Dict[str, Any]) -> "TrainResult":
+        train_s = sum(e["train_seconds"] for e in history)
+        return cls(config, history, max(e["test_acc"] for e in history), history[-1]["test_acc"],
+                   sum(e["seconds"] for e in history), sum(e["train_images"] for e in history) / max(train_s, 1e-12),
+                   1.0 if mask is None else density(mask), sum(p.numel() for p in model.parameters()), meta, model)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any], model: Optional[nn.Module] = None) -> "TrainResult":
@@ -226,10 +247,11 @@ def save_checkpoint(run_dir: Path, payload: Mapping[str, Any]) -> Path:
     return save_torch(dict(payload), Path(run_dir) / CHECKPOINT)
 
 
-def load_checkpoint(run_dir: Optional[Path], device: torch.device | str = "cpu") -> Optional[Dict[str, Any]]:
+def load_checkpoint(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
+    """On the CPU: RNG states must be CPU tensors; ``load_state_dict`` moves the rest."""
     if run_dir is None or not (Path(run_dir) / CHECKPOINT).is_file():
         return None
-    return torch.load(Path(run_dir) / CHECKPOINT, map_location=device, weights_only=True)
+    return torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=True)
 
 
 def save_final(run_dir: Path, state_dict: Mapping[str, torch.Tensor], result: Mapping[str, Any]) -> None:
@@ -250,3 +272,15 @@ def load_final(run_dir: Path, device: torch.device | str = "cpu") -> Dict[str, t
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing although {RESULT} is there; delete {run_dir} to rerun")
     return torch.load(path, map_location=device, weights_only=True)
+
+
+def load_finished(done: Dict[str, Any], run_dir: Path, model: Optional[nn.Module], device) -> TrainResult:
+    """The finished run's result with ``final.pt`` loaded into ``model`` (built from the record if None)."""
+    if model is None:
+        from .models import create_model
+
+        m = done["meta"]
+        model = create_model(done["config"]["model"], num_classes=m["num_classes"], in_channels=m["in_channels"],
+                             image_size=m["image_size"])
+    model.load_state_dict(load_final(run_dir))
+    return TrainResult.from_dict(done, model=model.to(device))

@@ -36,9 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tqdm.auto import tqdm
+
 from . import checkpoint as ckpt
 from .checkpoint import SCHEDULES, TrainConfig, TrainResult  # noqa: F401  (public API of pai.train)
-from .masks import Mask, check_mask, density, load_mask, prunable_parameters
+from .data import augment, iterate_batches, load_dataset
+from .masks import Mask, check_mask, load_mask, prunable_parameters
+from .models import create_model
 from .seed import seed_everything, torch_generator
 
 Callback = Callable[[str, "TrainState"], None]
@@ -65,7 +69,12 @@ class TrainState:
     _factors: List[torch.Tensor] = field(default_factory=list, repr=False)
 
     def set_mask(self, mask: Optional[Mask], reset_momentum: bool = True) -> None:
-        """Install ``mask`` (checked), apply it now and after every later step."""
+        """Install ``mask`` (checked), apply it now and after every later step.
+
+        With ``reset_momentum`` (mid-run), the momentum of every weight whose mask entry changed
+        is zeroed: regrown weights start from 0 with no stale momentum (RigL, Evci et al., ICML 2020).
+        """
+        old = dict(zip(map(id, self._weights), self._factors))
         self._weights, self._factors = [], []
         if mask is not None:
             check_mask(self.model, mask)
@@ -75,10 +84,9 @@ class TrainState:
                 # empty_like keeps the weight's memory format, so the foreach kernel never restrides
                 self._weights.append(w)
                 self._factors.append(torch.empty_like(w).copy_(mask[k]))
-                if reset_momentum and self.step > 0:
-                    buf = self.optimizer.state.get(w, {}).get("momentum_buffer")
-                    if buf is not None:
-                        buf.mul_(self._factors[-1])
+                buf = self.optimizer.state.get(w, {}).get("momentum_buffer") if reset_momentum else None
+                if buf is not None:
+                    buf.mul_(self._factors[-1] * old[id(w)] if id(w) in old else self._factors[-1])
         self.mask = mask
         self.apply_mask()
 
@@ -108,23 +116,17 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
     done = ckpt.load_result(run_dir)
     if done is not None:
         ckpt.check_same_run(run_dir / ckpt.RESULT, done["config"], done["meta"]["fingerprint"], cfg.to_dict(), fp)
-        return _cached(done, run_dir, model, device)
+        return ckpt.load_finished(done, run_dir, model, device)
     with _threads(cfg.threads):
         return _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, list(callbacks or ()))
 
 
 def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, callbacks) -> TrainResult:
-    from tqdm.auto import tqdm
-
-    from .data import load_dataset
-    from .models import create_model
-
-    seed_everything(cfg.seed)
     if data is None:
         data = load_dataset(cfg.dataset, root=cfg.data_root, device=device, train_subset=cfg.train_subset,
                             test_subset=cfg.test_subset, seed=cfg.seed)
+    seed_everything(cfg.seed)  # the initialisation (and any dropout) depends on the seed alone
     if model is None:
-        seed_everything(cfg.seed)  # the initialisation depends on the seed alone, not on data loading
         model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
                              image_size=data.image_size)
     model.to(device)
@@ -136,7 +138,7 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
                           nesterov=cfg.nesterov and cfg.momentum > 0)
     state = TrainState(cfg, model, opt, None, [])
     state.set_mask(mask)
-    found = ckpt.load_checkpoint(run_dir, device)
+    found = ckpt.load_checkpoint(run_dir)
     if found is not None:
         ckpt.check_same_run(run_dir / ckpt.CHECKPOINT, found["config"], found["fingerprint"], cfg.to_dict(), fp)
         model.load_state_dict(found["model"])
@@ -164,7 +166,10 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
                     "fingerprint": fp, "rng": ckpt.rng_state()})
     finally:
         bar.close()
-    result = _result(cfg, state, fp, data, device)
+    meta = {"fingerprint": fp, "num_classes": data.num_classes, "in_channels": data.in_channels,
+            "image_size": data.image_size, "device": str(device), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "steps": state.step}
+    result = TrainResult.from_history(cfg.to_dict(), state.history, state.mask, model, meta)
     if run_dir is not None:
         ckpt.save_final(run_dir, model.state_dict(), result.to_dict())
     return result
@@ -184,14 +189,13 @@ class _Loop:
             model.compile()  # in place (nn.Module.compile): state_dict keys stay those of the plain model
         self.model = model
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and cfg.bf16 else nullcontext
+        convs = any(isinstance(m, nn.Conv2d) for m in model.modules())  # an MLP would only pay a copy
         self.layout = ((lambda x: x.contiguous(memory_format=torch.channels_last))
-                       if cuda and cfg.channels_last and self.x_train.dim() == 4 else (lambda x: x))
+                       if cuda and cfg.channels_last and convs and self.x_train.dim() == 4 else (lambda x: x))
 
     def epoch(self, state: "TrainState", epoch: int, callbacks: Sequence[Callback], bar) -> Dict[str, float]:
-        from .data import augment, iterate_batches
-
         cfg, model, opt = self.cfg, self.model, state.optimizer
-        lr = learning_rate(cfg, epoch)
+        lr = cfg.lr_at(epoch)
         for group in opt.param_groups:
             group["lr"] = lr
         model.train()
@@ -249,45 +253,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum.item() / n, correct.item() / n
 
 
-def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """The learning rate of 0-based ``epoch`` (multistep = ``MultiStepLR``, cosine = ``CosineAnnealingLR``).
-
-    A milestone never falls on epoch 0 (``max(1, int(f * epochs))``): with very few epochs the
-    official flooring would otherwise start a 1-epoch run at ``lr * gamma**2``.
-    """
-    if cfg.schedule == "constant":
-        return cfg.lr
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
-    return cfg.lr * cfg.gamma ** sum(epoch >= max(1, int(m * cfg.epochs)) for m in cfg.milestones)
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     """Independent, reproducible seed of the data order and augmentation of one epoch."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _result(cfg: TrainConfig, state: TrainState, fp, data, device) -> TrainResult:
-    h = state.history
-    train_s = sum(e["train_seconds"] for e in h)
-    meta = {"fingerprint": fp, "num_classes": data.num_classes, "in_channels": data.in_channels,
-            "image_size": data.image_size, "device": str(device), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "steps": state.step}
-    return TrainResult(cfg.to_dict(), h, max(e["test_acc"] for e in h), h[-1]["test_acc"],
-                       sum(e["seconds"] for e in h), sum(e["train_images"] for e in h) / max(train_s, 1e-12),
-                       1.0 if state.mask is None else density(state.mask),
-                       sum(p.numel() for p in state.model.parameters()), meta, state.model)
-
-
-def _cached(done: Dict[str, Any], run_dir: Path, model: Optional[nn.Module], device) -> TrainResult:
-    if model is None:
-        from .models import create_model
-
-        m = done["meta"]
-        model = create_model(done["config"]["model"], num_classes=m["num_classes"], in_channels=m["in_channels"],
-                             image_size=m["image_size"])
-    model.load_state_dict(ckpt.load_final(run_dir))
-    return TrainResult.from_dict(done, model=model.to(device))
 
 
 @contextmanager

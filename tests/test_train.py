@@ -11,7 +11,7 @@ import torch
 from pai import checkpoint as ckpt
 from pai.masks import prunable_parameters, save_mask
 from pai.models import create_model
-from pai.train import TrainConfig, TrainResult, learning_rate, main, train
+from pai.train import TrainConfig, TrainResult, main, train
 
 torch.set_num_threads(1)
 TIMING_KEYS = ("seconds", "train_seconds")
@@ -67,11 +67,18 @@ def test_pruned_weights_stay_exactly_zero_with_momentum_and_weight_decay():
 def test_set_mask_from_a_callback_changes_the_mask_mid_run():
     first, second = _random_mask(0.5, seed=1), _random_mask(0.2, seed=2)
 
+    changed_momentum = []
+
     def swap(event, state):
         if event == "step_end" and state.step == 5:
             state.set_mask(second)
+            for k, w in prunable_parameters(state.model).items():
+                buf = state.optimizer.state[w]["momentum_buffer"]
+                changed_momentum.append(torch.count_nonzero(buf[first[k] != second[k]]).item())
+                assert torch.count_nonzero(buf[first[k] & second[k]]) > 0  # kept weights keep theirs
 
     r = train(_cfg(epochs=1), mask=first, callbacks=[swap], progress=False)
+    assert changed_momentum == [0, 0, 0]  # regrown and newly pruned weights lose their momentum
     params = prunable_parameters(r.model)
     for k, m in second.items():
         assert torch.count_nonzero(params[k].detach()[~m]) == 0, k
@@ -184,13 +191,13 @@ def test_config_checks_and_files(tmp_path):
 
 def test_learning_rate_schedules():
     multi = TrainConfig(epochs=160)  # Random_Pruning: x0.1 at epochs 80 and 120
-    assert [learning_rate(multi, e) for e in (0, 79, 80, 119, 120, 159)] == pytest.approx(
+    assert [multi.lr_at(e) for e in (0, 79, 80, 119, 120, 159)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     cos = TrainConfig(epochs=4, schedule="cosine")
-    assert [learning_rate(cos, e) for e in range(4)] == pytest.approx([0.1, 0.0853553, 0.05, 0.0146447], rel=1e-5)
-    assert learning_rate(TrainConfig(schedule="constant"), 9) == 0.1
-    assert learning_rate(TrainConfig(epochs=1), 0) == 0.1  # no milestone on the first epoch
-    assert [learning_rate(TrainConfig(epochs=2), e) for e in (0, 1)] == pytest.approx([0.1, 0.001])
+    assert [cos.lr_at(e) for e in range(4)] == pytest.approx([0.1, 0.0853553, 0.05, 0.0146447], rel=1e-5)
+    assert TrainConfig(schedule="constant").lr_at(9) == 0.1
+    assert TrainConfig(epochs=1).lr_at(0) == 0.1  # no milestone on the first epoch
+    assert [TrainConfig(epochs=2).lr_at(e) for e in (0, 1)] == pytest.approx([0.1, 0.001])
 
 
 def test_cli_writes_result_json(tmp_path, capsys):

@@ -18,6 +18,7 @@ added (pai: bf16 autocast + channels_last; plain: float32, batches copied from p
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -102,12 +103,13 @@ def run(models: Sequence[str], steps: int, repeats: int, threads: Optional[int])
         torch.manual_seed(0)
         mask = uniform_mask(create_model(model_name, data.num_classes, data.in_channels, data.image_size), DENSITY)
         best = {k: 0.0 for k in ("pai", "pai_masked", "plain", "plain_masked")}
-        for _ in range(repeats):  # interleaved, so a burst of outside load hits every variant alike
-            best["pai"] = max(best["pai"], pai_images_per_s(data, model_name, None, device, epochs))
-            best["pai_masked"] = max(best["pai_masked"], pai_images_per_s(data, model_name, mask, device, epochs))
-            best["plain"] = max(best["plain"], plain_images_per_s(data, model_name, None, device, epochs))
-            best["plain_masked"] = max(best["plain_masked"],
-                                       plain_images_per_s(data, model_name, mask, device, epochs))
+        variants = {"pai": (pai_images_per_s, None), "pai_masked": (pai_images_per_s, mask),
+                    "plain": (plain_images_per_s, None), "plain_masked": (plain_images_per_s, mask)}
+        for rep in range(repeats):  # interleaved, so a burst of outside load hits every variant alike
+            for key, (measure, m) in variants.items():
+                best[key] = max(best[key], measure(data, model_name, m, device, epochs))
+            print(f"  [{model_name} {rep + 1}/{repeats}] " + ", ".join(f"{k} {v:,.0f}" for k, v in best.items()),
+                  file=sys.stderr, flush=True)
         rows.append({"model": model_name, "data": data.name, "device": device, **best})
     return rows
 

@@ -17,18 +17,33 @@ def topk_global(scores: Mapping[str, torch.Tensor], keep: int) -> Mask:
     """
     keys = list(scores)
     flat = torch.cat([scores[k].detach().reshape(-1).to(torch.float64) for k in keys])
-    keep = int(max(0, min(keep, flat.numel())))
-    out = torch.zeros(flat.numel(), dtype=torch.bool)
-    if keep:
-        # stable sort on -score keeps the lower index first among equal scores
-        order = torch.sort(-flat.cpu(), stable=True).indices
-        out[order[:keep]] = True
+    out = topk_flat(flat.cpu(), keep)
     masks, start = {}, 0
     for k in keys:
         n = scores[k].numel()
         masks[k] = out[start:start + n].view(scores[k].shape).to(scores[k].device)
         start += n
     return masks
+
+
+def topk_flat(flat: torch.Tensor, keep: int) -> torch.Tensor:
+    """Bool vector marking the ``keep`` highest entries of a 1-d tensor, ties by lower index.
+
+    Same result as a stable sort on ``-flat`` but O(N): one ``kthvalue`` gives the threshold,
+    everything above it is kept and the ties at it are filled in index order (a full sort of the
+    11 M ResNet-18 scores takes ~2 s on a CPU core, ``kthvalue`` ~0.2 s; SynFlow selects 100 times).
+    NaN ranks lowest, as it does after the sort.
+    """
+    n = flat.numel()
+    keep = int(max(0, min(keep, n)))
+    if keep == 0 or keep == n:
+        return torch.full((n,), keep == n, dtype=torch.bool, device=flat.device)
+    flat = torch.nan_to_num(flat, nan=-float("inf"), posinf=float("inf"), neginf=-float("inf"))
+    tau = torch.kthvalue(flat, n - keep + 1).values
+    above = flat > tau
+    ties = flat == tau
+    need = keep - int(above.sum())
+    return above | (ties & (torch.cumsum(ties, 0) <= need))
 
 
 def topk_layer(score: torch.Tensor, keep: int) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""Graph and path metrics of a pruned network: every quantity the Ramanujan, full-spectrum, RReg,
+NPB and PHEW papers plot, exact and fast.  Names below are a stable API (pruners such as PAGS/PEGS,
+the notebooks and dynamic sparse training call them).
+
+Layer graphs (:mod:`.bipartite`) -- a layer is a bipartite graph inputs x outputs:
+    ``biadjacency(weight, mask, encoding="channel"|"unrolled", weighted=False)``  dense tensor
+    ``unrolled_csr(weight, mask)``  sparse float64 ``|w*m|`` with the mask as pattern
+    ``drop_isolated(B)``, ``degrees(B)``
+
+Spectra (:mod:`.spectral`, engine in :mod:`.linalg`):
+    ``top_singular_values(B, k=2)``  float64, via the Gram matrix of the smaller side
+    ``spectral_gap(B, normalized=False)``  sigma_1 - sigma_2, or 1 - sigma_2/sigma_1 of D^-1/2 B D^-1/2
+    ``vertex_expansion(B, samples=1000, seed=0, reduce="mean"|"min")``  RReg's Monte-Carlo estimate
+
+Ramanujan metrics (:mod:`.ramanujan`; ``rule="iclr"`` ICLR'23 code, ``"neurips"`` NeurIPS'23 dev code;
+NaN -- never 0 -- for an invalid layer):
+    ``ramanujan_gap(B_bin, normalized=True, rule="iclr", bound="degree"|"spectral")``  Delta_r
+    ``iterative_ramanujan_gap(B_bin, normalized=None, rule="iclr")``  IMDB over degree classes
+    ``weighted_spectral_gap(B_abs, rule=None)``  lambda = sigma_1 - sigma_2 of |W*M|
+    ``iterative_weighted_spectral_gap(B_abs, B_bin=None, rule="neurips")``
+    ``narc(B_bin)``  ICLR's normalized random coefficient
+    ``layer_spectrum(S)``  all of the above's ingredients for one layer, computed once
+
+Full-spectrum coordinate (:mod:`.fullspectrum`, NeurIPS'23):
+    ``full_spectrum(weight, mask, rule="neurips", invalid=0.0) -> FullSpectrum(delta_r, lam,
+    it_delta_r, it_lam)``; ``full_spectrum_norm(coord)`` (the PAGS criterion; a dict -> mean over
+    layers); ``full_spectrum_distance(c1, c2)`` (the l2 "moving distance", see its docstring);
+    ``network_full_spectrum(model, mask) -> {layer: FullSpectrum}``; ``full_spectrum_summary(coords)``
+
+Paths (:mod:`.paths`, engine :mod:`.flow`; all-ones input, log scale, exact counts):
+    ``effective_paths(model, mask, log10=True)``  NPB
+    ``effective_mask(model, mask)``, ``dead_weights(model, mask)``  kept weights on / off every path
+    ``effective_nodes(model, mask) -> {"total", "layers", "params"}``  NPB
+    ``path_kernel_trace(model, mask, log=True)``  PHEW / Gebhart et al. (log10)
+    ``layer_width(mask) -> {layer: {"out", "in", "out_total", "in_total"}}``
+
+Statistics (:mod:`.stats`): ``pearson(x, y)``, ``spearman(x, y)`` -> ``(rho, p_value, n)`` (NaN
+pairs dropped); ``bootstrap_ci(x, y, stat="pearson", n_boot=1000, seed=0, level=0.95) -> (low, high)``.
+
+Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
+``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``.
+Command line: ``python -m pai metrics --mask FILE --model M --dataset D`` (:mod:`.cli`).
+"""
+from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, unrolled_csr
+from .fullspectrum import (FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm,
+                           full_spectrum_summary, network_full_spectrum)
+from .linalg import top_singular_values
+from .paths import dead_weights, effective_mask, effective_nodes, effective_paths, layer_width, path_kernel_trace
+from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spectral_gap, layer_spectrum, narc,
+                        ramanujan_gap, weighted_spectral_gap)
+from .spectral import spectral_gap, vertex_expansion
+from .stats import bootstrap_ci, pearson, spearman
+from .summary import INCLUDE, layer_metrics, network_metrics
+
+__all__ = [
+    "ENCODINGS", "biadjacency", "degrees", "drop_isolated", "unrolled_csr",
+    "top_singular_values", "spectral_gap", "vertex_expansion",
+    "RULES", "ramanujan_gap", "iterative_ramanujan_gap", "weighted_spectral_gap",
+    "iterative_weighted_spectral_gap", "narc", "layer_spectrum",
+    "FullSpectrum", "full_spectrum", "full_spectrum_norm", "full_spectrum_distance", "network_full_spectrum",
+    "full_spectrum_summary",
+    "effective_paths", "effective_mask", "dead_weights", "effective_nodes", "path_kernel_trace", "layer_width",
+    "pearson", "spearman", "bootstrap_ci",
+    "INCLUDE", "layer_metrics", "network_metrics",
+]

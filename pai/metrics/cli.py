@@ -1,0 +1,123 @@
+"""``python -m pai metrics``: print the per-layer graph/path table and the network summary of a mask.
+
+Example::
+
+    python -m pai metrics --mask runs/x/mask.pt --model resnet20 --dataset cifar10
+    python -m pai metrics --mask m.pt --model lenet5 --in-channels 1 --image-size 28 --num-classes 10
+
+The weighted metrics (lambda, the full-spectrum norm, the path-kernel trace) read the weights:
+``--weights`` loads a state dict; otherwise the model is freshly initialised from ``--seed``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from ..masks import check_mask, load_mask
+
+# (in_channels, image_size, num_classes) of the data sets in pai.data, without loading them
+DATASET_SHAPES = {"fashion-mnist": (1, 28, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10),
+                  "cifar100": (3, 32, 100), "digits": (1, 8, 10)}
+
+COLUMNS = [  # (row key, header, format)
+    ("layer", "layer", "{}"), ("density", "density", "{:7.4f}"), ("width_out", "w_out", "{:5d}"),
+    ("width_in", "w_in", "{:5d}"), ("sigma1", "sigma1", "{:8.3f}"), ("sigma2", "sigma2", "{:8.3f}"),
+    ("delta_r_norm", "dr_norm", "{:8.4f}"), ("imdb", "imdb", "{:8.4f}"), ("narc", "narc", "{:8.4f}"),
+    ("lambda", "lambda", "{:8.4f}"), ("fs_norm", "fs_norm", "{:8.4f}"), ("expansion", "expand", "{:7.3f}"),
+    ("eff_weights", "eff_w", "{:7d}"), ("dead_weights", "dead_w", "{:7d}"),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pai metrics", description=__doc__.split("\n")[0])
+    p.add_argument("--mask", required=True, help="mask file written by pai (save_mask)")
+    p.add_argument("--model", required=True, help="registered model name, e.g. resnet20")
+    p.add_argument("--dataset", choices=sorted(DATASET_SHAPES), help="sets the three shape options below")
+    p.add_argument("--in-channels", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--weights", help="state dict (or a checkpoint with 'model'/'state_dict') for the weights")
+    p.add_argument("--seed", type=int, default=0, help="init seed when --weights is absent (default 0)")
+    p.add_argument("--include", default="spectral,expansion,paths,kernel",
+                   help="comma list of metric groups (default: all)")
+    p.add_argument("--samples", type=int, default=1000, help="vertex-expansion samples (default 1000)")
+    p.add_argument("--json", help="also write {'layers': rows, 'summary': ...} to this file")
+    return p
+
+
+def _shape(args) -> tuple:
+    if args.dataset:
+        return DATASET_SHAPES[args.dataset]
+    given = (args.in_channels, args.image_size, args.num_classes)
+    if None in given:
+        raise ValueError("give --dataset, or all of --in-channels, --image-size and --num-classes")
+    return given
+
+
+def _load_weights(model: torch.nn.Module, path: str) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict):
+        for key in ("model", "state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    model.load_state_dict(state)
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"  # an invalid layer (NaN): no measurement, not a number
+    return fmt.format(value).strip()
+
+
+def format_table(rows: List[Dict]) -> str:
+    """Fixed-width text table of the columns present in ``rows`` (layer names left-aligned)."""
+    cols = [c for c in COLUMNS if rows and c[0] in rows[0]]
+    cells = [[_cell(r[k], f) for k, _, f in cols] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h, _) in enumerate(cols)]
+    just = [str.ljust if k == "layer" else str.rjust for k, _, _ in cols]
+    lines = ["  ".join(j(h, w) for (_, h, _), w, j in zip(cols, widths, just))]
+    lines += ["  ".join(j(c, w) for c, w, j in zip(row, widths, just)) for row in cells]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from ..models import create_model
+    from .summary import layer_metrics, network_metrics
+
+    try:
+        in_channels, image_size, num_classes = _shape(args)
+        torch.manual_seed(args.seed)
+        model = create_model(args.model, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+        if args.weights:
+            _load_weights(model, args.weights)
+        mask = load_mask(args.mask)
+        check_mask(model, mask)
+        include = [s.strip() for s in args.include.split(",") if s.strip()]
+        rows = layer_metrics(model, mask, include=[i for i in include if i != "kernel"],
+                             expansion_samples=args.samples, seed=args.seed)
+        summary = network_metrics(model, mask, include=include, expansion_samples=args.samples,
+                                  seed=args.seed, rows=rows)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    source = f"weights {args.weights}" if args.weights else f"fresh init, seed {args.seed}"
+    print(f"# {args.model} {in_channels}x{image_size}x{image_size} -> {num_classes}, mask {args.mask}, {source}")
+    print(format_table(rows))
+    print()
+    for key, value in summary.items():
+        print(f"{key:26s} {value:.6g}" if isinstance(value, float) else f"{key:26s} {value}")
+    if args.json:
+        from ..io import save_json
+
+        save_json({"layers": rows, "summary": summary, "model": args.model, "mask": args.mask}, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

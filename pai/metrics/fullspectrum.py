@@ -1,0 +1,112 @@
+"""The NeurIPS'23 full-spectrum coordinate of a layer, its norm (the PAGS criterion) and distances.
+
+Hoang, Kundu, Liu & Wang, "Don't just prune by magnitude! Your mask topology is a secret weapon",
+NeurIPS 2023; definitions from the first author's dev code (``ScottHoang/dst-ram-pruning``,
+``sparselearning/ramanujan.py::total_spectrum_measurement``), see the research brief Sec. 3.1-3.2:
+
+``v = (Delta_r, lambda, iterative Delta_r, iterative lambda)`` on the unrolled biadjacency with
+the ``neurips`` rule of :mod:`pai.metrics.ramanujan` (raw, un-normalised ``Delta_r``; classes of
+>= 2 nodes weighted by the Cheeger-like ``c_d``), weights ``|w * m|``.  The dev code writes ``inf``
+for an invalid layer and 0 for a layer without a valid class, then maps ``inf -> 0`` before the
+norm; ``invalid=0.0`` (default) reproduces that, ``invalid=float("nan")`` keeps ICLR-style NaN.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..masks import check_mask, prunable_parameters
+from .bipartite import unrolled_csr
+from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum
+
+FIELDS = ("delta_r", "lam", "it_delta_r", "it_lam")
+
+
+class FullSpectrum(NamedTuple):
+    delta_r: float  # Ramanujan gap of the mask
+    lam: float  # weighted spectral gap sigma_1 - sigma_2 of |W * M|
+    it_delta_r: float  # mean c_d * Delta_r over the degree classes
+    it_lam: float  # mean c_d * lambda over the degree classes
+
+    def norm(self) -> float:
+        return full_spectrum_norm(self)
+
+
+def full_spectrum(weight: torch.Tensor, mask: Optional[torch.Tensor] = None, rule: str = "neurips",
+                  invalid: float = 0.0) -> FullSpectrum:
+    """The coordinate of one layer (``mask`` defaults to ``weight != 0``)."""
+    ls = layer_spectrum(unrolled_csr(weight, mask if mask is not None else weight != 0), only_valid=rule)
+    vals = (delta_r(ls, rule, normalized=False), lam(ls, rule), imdb(ls, rule, normalized=False),
+            imdb_lambda(ls, rule))
+    return FullSpectrum(*(invalid if math.isnan(v) else float(v) for v in vals))
+
+
+def full_spectrum_norm(coord: Union[Sequence[float], Mapping[str, Sequence[float]]]) -> float:
+    """``||v||_2`` of a coordinate: the dev code's per-layer "magnitude" that PAGS/PEGS maximise.
+
+    Given ``{layer: coordinate}``, the mean of the layer norms (NaN layers ignored), the dev
+    code's network-level score (``mean(layer_full_spectrum)``).
+    """
+    if isinstance(coord, Mapping):
+        norms = [full_spectrum_norm(c) for c in coord.values()]
+        norms = [n for n in norms if not math.isnan(n)]
+        return float(np.mean(norms)) if norms else float("nan")
+    return float(np.linalg.norm(np.asarray(coord, dtype=np.float64)))
+
+
+def full_spectrum_distance(c1, c2) -> float:
+    """The "l2-moving distance" between two full-spectrum coordinates of the same mask.
+
+    Our reading (brief Sec. 3.2(b)): the abstract's "L2-distance from its original initialization"
+    is the ITOP analysis of the dev code (``itop_tickets_analysis.py``): the characteristics of a
+    mask ``m_t`` with weights ``theta_t`` against the same mask with the original dense init
+    ``theta_0`` (the saved "anchor", ``mask_-1_step_init``), ``||char(theta_t) - char(theta_0)||_2``
+    over the layer-stacked vector.  So: two coordinates -> ``||c1 - c2||_2``; two ``{layer:
+    coordinate}`` dicts with the same layers -> the l2 norm of the stacked difference.  For a fixed
+    mask the structural parts (Delta_r, iterative Delta_r) cancel and only the weighted parts move.
+    This is *not* the PAGS/PEGS ranking criterion, which is the distance from the origin
+    (:func:`full_spectrum_norm`, brief Sec. 3.2(a)).
+    """
+    if isinstance(c1, Mapping) or isinstance(c2, Mapping):
+        if not (isinstance(c1, Mapping) and isinstance(c2, Mapping)) or c1.keys() != c2.keys():
+            raise ValueError("full_spectrum_distance needs two coordinates or two dicts over the same layers")
+        a = np.concatenate([np.asarray(c1[k], dtype=np.float64) for k in c1])
+        b = np.concatenate([np.asarray(c2[k], dtype=np.float64) for k in c1])
+    else:
+        a, b = np.asarray(c1, dtype=np.float64), np.asarray(c2, dtype=np.float64)
+        if a.shape != b.shape:
+            raise ValueError(f"coordinates of different lengths: {a.shape} vs {b.shape}")
+    return float(np.linalg.norm(a - b))
+
+
+def network_full_spectrum(model: nn.Module, mask: Mapping[str, torch.Tensor], *, rule: str = "neurips",
+                          invalid: float = 0.0, layers: Optional[Sequence[str]] = None,
+                          weights: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, FullSpectrum]:
+    """``{layer: FullSpectrum}`` over the prunable layers (or ``layers``), weights from ``model``.
+
+    ``weights`` overrides the model's (e.g. theta_0 for the "anchor" coordinate); the mask is
+    checked against the model first (``ValueError`` naming the layer).
+    """
+    check_mask(model, mask)
+    params = prunable_parameters(model)
+    names = list(params) if layers is None else list(layers)
+    unknown = [n for n in names if n not in params]
+    if unknown:
+        raise KeyError(f"unknown layer {unknown[0]!r}; prunable layers: {', '.join(params)}")
+    src = params if weights is None else weights
+    return {n: full_spectrum(src[n].detach().cpu(), mask[n].cpu(), rule, invalid) for n in names}
+
+
+def full_spectrum_summary(coords: Mapping[str, Sequence[float]]) -> Dict[str, float]:
+    """Means over layers (NaN ignored) of each coordinate and of the layer norms."""
+    arr = np.asarray([list(c) for c in coords.values()], dtype=np.float64).reshape(-1, len(FIELDS))
+    out = {}
+    for i, f in enumerate(FIELDS):
+        col = arr[:, i][~np.isnan(arr[:, i])]
+        out[f] = float(col.mean()) if len(col) else float("nan")
+    out["norm"] = full_spectrum_norm(coords)
+    return out

@@ -1,0 +1,300 @@
+"""NPB: Node-Path Balancing pruning at initialization.
+
+Pham, Ta, Liu, Bui, Trinh & Nguyen, "Towards data-agnostic pruning at initialization: what makes a
+good sparse mask?", NeurIPS 2023 (Alg. 1; first as the ICLR 2023 submission "Understanding pruning
+at initialization: an effective node-path balancing perspective"); official code ``pvh1602/NPB``
+(``Pruners/pruners.py::Optimization_Pruner``, ``Pruners/utils.py``).
+
+Layers get ERK budgets (:func:`pai.pruners.allocation.layer_budgets`) and are solved greedily in
+forward order: for layer l, ``P_in`` (per input channel) is the all-ones forward through a float64
+copy of the network with every parameter 1 (biases 0, or 1 with ``faithful=True``), normalisation
+layers bypassed and average pools summing, with the masks already chosen for layers < l applied and
+later layers dense, summed over H, W.  The per-layer integer program (:mod:`.npb_solver`) picks how
+many weights each kernel i->j keeps; those positions are then drawn inside the kernel uniformly at
+random from a generator seeded by ``seed`` (``scale_weight=True``: the largest |w|).  Projection
+shortcuts use their own input (the block input) as ``P_in``, ``K = 1`` and ``beta = shortcut_beta``
+(0.001, the official function default).
+
+Options: ``scheme`` (ERK), ``alpha`` = 0.01, ``beta`` = 1 (paper), ``max_p`` (kernel cap K, default
+k*k), ``max_p_decay`` (the official ResNet/VGG schedule), ``node_term`` ("count" | "paper"),
+``solver`` ("fast" | "milp"), ``time_limit`` (s per MILP call), ``chunk_size`` / ``chunk_above``,
+``scale_weight``, ``faithful``, ``finetune`` (the official fine-tune pass, on by default), ``stats``
+(a dict to receive per layer the objective summed over chunks, K, kept count and seconds).
+
+Deviations from the official code, and why:
+
+* Exact counts: each layer keeps exactly its ERK budget; the official ``ceil`` per layer/chunk,
+  ``int16`` truncation of solver output (2.9999 -> 2) and caps above k*k can lose or add weights.
+  Here the solver output is rounded and refilled to the budget, and ``K <= k*k``.
+* The solver: ``solver="fast"`` (default) is an exact greedy over row sums (see :mod:`.npb_solver`),
+  O(c_in log c_in) per layer, so no chunking is needed; ``solver="milp"`` is the official integer
+  program through ``scipy.optimize.milp`` (HiGHS, what cvxpy 1.3.2 picks) without cvxpy.
+* ``R`` is #non-empty kernels / n, the official value plus a constant (same maximiser).
+* Chunking is off by default.  ``chunk_size=32`` reproduces it: convs (not the first) with
+  ``c_out*c_in > chunk_above`` (128*128; the official ResNet-20 rule is 64*32) are solved per block
+  of ``chunk_size`` outputs, each with the full ``P_in``; linear layers with more than 5120 weights
+  per blocks of 10 outputs.  The budget is split exactly over the chunks; the official code solves
+  each chunk at ceil(density * size) and leaves a remainder of ``c_out % chunk_size`` channels dense.
+* Layer order and inputs come from the traced graph (:mod:`pai.graph`), not forward-hook order, so
+  the official VGG off-by-one (a conv before a max-pool receives its own output as ``P_in``) is gone;
+  all average pools sum (the official code misses functional ones).
+* ``max_p_decay`` reproduces the schedule: ResNets, after each projection shortcut ``max_p -= 2``
+  while ``max_p > 5``; nets without shortcuts, ``max_p -= 2`` at the second and later resolution
+  drops.  ``faithful=True`` sets biases to 1 in the path forward, keeps the official ``maxpath``
+  quirk and ``beta = 0`` for linear layers.
+* The fine-tune pass (official ``fine_tune_mask``, always run there; ``finetune=False`` gives bare
+  Alg. 1): kept weights on no input->output path (zero gradient of the all-ones output) are moved
+  to the kernels with the most effective weights, as officially, but (a) only to positions that are
+  on a path (the official code fills whole kernels / whole shortcut columns, part of which can be
+  dead again), (b) within the same layer, so every layer keeps its exact budget (officially the
+  last kernel overfills and leftovers carry to the next layer; here, if live positions run out,
+  the remaining ineffective weights stay), (c) from one backward pass, without per-layer rechecks
+  (moving ineffective weights changes no path count), (d) linear layers too (officially skipped).
+  On ResNet-20 at density 0.01 it lifts the effective weights from 38% to 97% of the budget.
+* Not implemented: ``--is_node_constraint`` (off by default in the official code).
+* Positions inside a kernel are seeded (official: unseeded ``np.random.shuffle``).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from . import register_pruner
+from ..graph import LayerNode, build_graph
+from ..masks import Mask, prunable_parameters
+from ..seed import torch_generator
+from .allocation import layer_budgets, round_budgets
+from .npb_solver import NODE_TERMS, materialize, npb_objective, refill, solve_fast, solve_milp
+from .random import random_positions
+
+SOLVERS = ("fast", "milp")
+LINEAR_CHUNK, LINEAR_CHUNK_ABOVE = 10, 512 * 10  # official rule for wide linear layers
+_BYPASS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm,
+           nn.modules.instancenorm._InstanceNorm, nn.modules.dropout._DropoutNd)
+
+
+class _Captured(Exception):
+    def __init__(self, value: torch.Tensor):
+        self.value = value
+
+
+def _sum_pool2d(x, *args, **kwargs):
+    kwargs = dict(kwargs)
+    names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+    kwargs.update(zip(names, args[:5]))
+    kwargs["divisor_override"] = 1  # a sum over the window, padding counted as zeros
+    return F.avg_pool2d(x, **kwargs)
+
+
+def _window_sizes(size: int, out: int) -> torch.Tensor:
+    i = torch.arange(out)
+    return (torch.div((i + 1) * size + out - 1, out, rounding_mode="floor")
+            - torch.div(i * size, out, rounding_mode="floor"))
+
+
+def _sum_adaptive_pool2d(x, output_size, *args, **kwargs):
+    y = F.adaptive_avg_pool2d(x, output_size)
+    oh, ow = y.shape[-2:]
+    cells = _window_sizes(x.shape[-2], oh)[:, None] * _window_sizes(x.shape[-1], ow)[None, :]
+    return y * cells.to(y)
+
+
+def _mean_as_sum(x, *args, **kwargs):
+    return torch.sum(x, *args, **kwargs)
+
+
+class _SumPool(nn.Module):
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x):
+        if isinstance(self.pool, nn.AvgPool2d):
+            p = self.pool
+            return _sum_pool2d(x, p.kernel_size, p.stride, p.padding, p.ceil_mode, p.count_include_pad)
+        return _sum_adaptive_pool2d(x, self.pool.output_size)
+
+
+_SUM_FUNCTIONS = {F.avg_pool2d: _sum_pool2d, F.adaptive_avg_pool2d: _sum_adaptive_pool2d,
+                  torch.mean: _mean_as_sum}
+
+
+class PathNet:
+    """The float64 all-ones path-counting copy of a model (NPB's ``copynet``, cleaned up).
+
+    ``input_paths(layer)`` runs the forward only until ``layer`` and returns its input summed over
+    every dim but the channel: the number of input->layer paths through each input channel.
+    """
+
+    def __init__(self, model: nn.Module, input_shape, bias: float = 0.0):
+        gm = fx.symbolic_trace(copy.deepcopy(model)).to("cpu", torch.float64).eval()
+        for node in list(gm.graph.nodes):
+            if node.op == "call_module":
+                mod = gm.get_submodule(node.target)
+                if isinstance(mod, _BYPASS):
+                    node.replace_all_uses_with(node.args[0])
+                    gm.graph.erase_node(node)
+                elif isinstance(mod, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+                    parent, _, leaf = node.target.rpartition(".")
+                    setattr(gm.get_submodule(parent) if parent else gm, leaf, _SumPool(mod))
+            elif node.op == "call_function" and node.target in _SUM_FUNCTIONS:
+                node.target = _SUM_FUNCTIONS[node.target]
+            elif node.op == "call_method" and node.target == "mean":
+                node.op, node.target = "call_function", _mean_as_sum
+        gm.graph.lint()
+        gm.recompile()
+        with torch.no_grad():
+            for name, p in gm.named_parameters():
+                p.fill_(bias if name.rpartition(".")[2] == "bias" else 1.0)
+        self.net, self._target = gm, None
+        self.x = torch.ones((1, *input_shape), dtype=torch.float64)
+
+    def _hook(self, module_name: str):
+        def hook(_module, inputs):
+            if self._target == module_name:
+                raise _Captured(inputs[0])
+        return hook
+
+    def input_paths(self, layer: LayerNode) -> np.ndarray:
+        module = self.net.get_submodule(layer.module_name)
+        handle = module.register_forward_pre_hook(self._hook(layer.module_name))
+        self._target = layer.module_name
+        try:
+            with torch.no_grad():
+                self.net(self.x)
+        except _Captured as c:
+            t = c.value
+        else:
+            raise RuntimeError(f"layer {layer.name!r} was not reached by the forward pass")
+        finally:
+            handle.remove()
+            self._target = None
+        dims = [d for d in range(t.dim()) if d != (1 if layer.kind == "conv" else t.dim() - 1)]
+        return t.sum(dim=dims).numpy()
+
+    def set_mask(self, layer: LayerNode, mask: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.net.get_submodule(layer.module_name).weight.copy_(mask.to(torch.float64))
+
+    def live(self, layers: List[LayerNode]) -> Mask:
+        """Positions where a weight lies (or would lie) on an input->output path:
+        ``d(sum out)/dw != 0``, from one backward through the current masks."""
+        weights = {l.name: self.net.get_submodule(l.module_name).weight for l in layers}
+        for w in weights.values():
+            w.grad = None
+        with torch.enable_grad():
+            self.net(self.x).sum().backward()
+        return {k: w.grad != 0 for k, w in weights.items()}
+
+
+def _chunks(layer: LayerNode, first: bool, chunk_size: Optional[int], chunk_above: int) -> List[slice]:
+    c_out, c_in = layer.out_units, layer.in_units
+    size = None
+    if chunk_size is not None and not first:
+        if layer.kind == "conv" and c_out * c_in > chunk_above:
+            size = chunk_size
+        elif layer.kind == "linear" and c_out * c_in > LINEAR_CHUNK_ABOVE:
+            size = LINEAR_CHUNK
+    size = size or c_out
+    return [slice(s, min(s + size, c_out)) for s in range(0, c_out, size)]
+
+
+def _solve_layer(layer: LayerNode, P: np.ndarray, budget: int, parts: List[slice], cap: int, alpha: float,
+                 beta: float, solver: str, time_limit, kw: dict):
+    """Kernel counts ``M`` (c_in x c_out) of one layer, chunk by chunk, the budget split exactly."""
+    k2 = layer.kernel[0] * layer.kernel[1]
+    sizes = {i: (s.stop - s.start) * layer.in_units * k2 for i, s in enumerate(parts)}
+    total = sum(sizes.values())
+    n_parts = round_budgets({i: budget * v / total for i, v in sizes.items()}, sizes, budget)
+    M = np.zeros((layer.in_units, layer.out_units), dtype=np.int64)
+    objective, used_K = 0.0, 0
+    for i, s in enumerate(parts):
+        c_out, n = s.stop - s.start, n_parts[i]
+        # at least ceil(n / kernels) per kernel so the budget fits; never above k*k (official: can)
+        K = min(k2, max(cap, math.ceil(n / (layer.in_units * c_out))))
+        used_K = max(used_K, K)
+        if solver == "fast":
+            M[:, s] = solve_fast(P, c_out, K, n, alpha, beta, **kw)
+        else:
+            M[:, s] = solve_milp(P, c_out, K, n, alpha, beta, time_limit=time_limit, **kw)
+        objective += npb_objective(M[:, s], P, K, n, alpha, beta, **kw)
+    return M, objective, used_K
+
+
+def _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta):
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown NPB solver {solver!r}; valid: {', '.join(SOLVERS)}")
+    if node_term not in NODE_TERMS:
+        raise ValueError(f"unknown NPB node_term {node_term!r}; valid: {', '.join(NODE_TERMS)}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}")
+    if max_p is not None and (not isinstance(max_p, int) or max_p < 1):
+        raise ValueError(f"max_p must be None or a positive int, got {max_p!r}")
+    if max_p_decay and max_p is None:
+        raise ValueError("max_p_decay=True needs a starting max_p (the official ResNet-20 script uses 9)")
+    if not 0.0 <= alpha <= 1.0 or beta < 0:
+        raise ValueError(f"need 0 <= alpha <= 1 and beta >= 0, got alpha={alpha}, beta={beta}")
+
+
+@register_pruner("npb")
+def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str = "erk",
+        alpha: float = 0.01, beta: float = 1.0, shortcut_beta: float = 0.001, max_p: Optional[int] = None,
+        max_p_decay: bool = False, node_term: str = "count", solver: str = "fast",
+        time_limit: Optional[float] = None, chunk_size: Optional[int] = None,
+        chunk_above: int = 128 * 128, scale_weight: bool = False, faithful: bool = False,
+        finetune: bool = True, stats: Optional[dict] = None) -> Mask:
+    """Node-Path Balancing mask at ``density`` (fraction of weights kept); see the module docstring."""
+    _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta)
+    params = prunable_parameters(model)
+    graph = build_graph(model)
+    budgets = layer_budgets(model, density, scheme)
+    paths = PathNet(model, graph.input_shape, bias=1.0 if faithful else 0.0)
+    gen = torch_generator(seed)
+    first_layers = set(graph.first_layers())
+    has_shortcuts = any(l.is_shortcut for l in graph)
+    masks: Mask = {}
+    drops, prev_h = 0, None
+    for layer in graph:
+        if layer.name in masks:
+            raise ValueError(f"layer {layer.name!r} is called more than once in forward; NPB needs each "
+                             "prunable module used once")
+        t0 = time.perf_counter()
+        first = layer.index in first_layers
+        if layer.kind == "conv" and not has_shortcuts and max_p_decay:
+            if prev_h is not None and layer.in_spatial[0] < prev_h:
+                drops += 1
+                if drops >= 2:
+                    max_p = max(1, max_p - 2)
+            prev_h = layer.in_spatial[0]
+        P = paths.input_paths(layer)
+        k2 = layer.kernel[0] * layer.kernel[1]
+        cap = k2 if (first or layer.is_shortcut or max_p is None) else max_p
+        b = shortcut_beta if layer.is_shortcut else (0.0 if faithful and layer.kind == "linear" else beta)
+        parts = _chunks(layer, first, chunk_size, chunk_above)
+        M, objective, used_K = _solve_layer(layer, P, budgets[layer.name], parts, cap, alpha, b, solver,
+                                            time_limit, dict(node_term=node_term, official_maxpath=faithful))
+        weight = params[layer.name] if scale_weight else None
+        mask = materialize(M, layer.shape, gen, weight)
+        paths.set_mask(layer, mask)
+        masks[layer.name] = mask.to(params[layer.name].device)
+        if layer.is_shortcut and max_p_decay and max_p > 5:
+            max_p -= 2
+        if stats is not None:
+            stats[layer.name] = {"objective": objective, "chunks": len(parts), "K": used_K,
+                                 "kept": int(mask.sum()), "seconds": time.perf_counter() - t0}
+    if finetune:
+        live = paths.live(list(graph))
+        for layer in graph:
+            masks[layer.name] = refill(layer, masks[layer.name].cpu(), live[layer.name], gen).to(
+                params[layer.name].device)
+    for name, p in params.items():  # a prunable module the forward never calls: random placement
+        if name not in masks:
+            masks[name] = random_positions(tuple(p.shape), budgets[name], gen).to(p.device)
+    return masks
