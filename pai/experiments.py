@@ -131,7 +131,9 @@ def moving_distance_of_run(spec: Dict[str, Any], root: str | Path) -> float:
     mask = mask_of_run(spec, root)
     start = network_full_spectrum(init_model_of_run(spec, root), mask)
     end = network_full_spectrum(final_model_of_run(spec, root), mask)
-    return float(full_spectrum_distance(start, end))
+    dists = [full_spectrum_distance(start[k], end[k]) for k in start]
+    dists = [d for d in dists if math.isfinite(d)]
+    return float(sum(dists) / len(dists)) if dists else math.nan
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
