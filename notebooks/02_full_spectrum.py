@@ -46,6 +46,12 @@ pags_generators = ["random-erk", "snip", "grasp"]
 pags_density = 0.01
 pags_candidates = 20
 pegs_iterations = 200
+itop_generator = "random-erk"
+itop_densities = [0.1, 0.05, 0.03, 0.02, 0.01]
+itop_update_interval = 100
+itop_drop_fraction = 0.5
+lth_rate = 0.4
+lth_rewind_iteration = 0
 executor = "local"
 workers = 2
 out_dir = "runs/full_spectrum"
@@ -57,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from pai import plots
-from pai.experiments import moving_distance_of_run, setup_line, stage_params
+from pai.experiments import itop_trajectory, moving_distance_of_run, setup_line, stage_params
 from pai.runs import make_spec, run_id, sweep, write_tables
 
 plots.style()
@@ -71,11 +77,21 @@ meta = [make_spec(model=model, dataset=dataset, method=kind, density=pags_densit
                   prune_options={"generator": g, "candidates": pags_candidates,
                                  **({"pretrain_iterations": pegs_iterations} if kind == "pegs" else {})}, **train)
         for kind in ("pags", "pegs") for g in pags_generators for s in seeds]
-specs = list({run_id(s): s for s in population + generators + meta}.values())  # generators may repeat
+itop = [make_spec(model=model, dataset=dataset, method=itop_generator, density=d, prune_seed=s, seed=s,
+                  regime="dst", regime_options={"update_interval": itop_update_interval,
+                                                "drop_fraction": itop_drop_fraction}, **train)
+        for d in itop_densities for s in seeds]
+lth = [make_spec(model=model, dataset=dataset, method="dense", density=pags_density, prune_seed=s, seed=s,
+                 regime="lth", regime_options={"rate": lth_rate, "rewind_iteration": lth_rewind_iteration}, **train)
+       for s in seeds]
+specs = list({run_id(s): s for s in population + generators + meta + itop + lth}.values())  # generators repeat
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = write_tables(results, out_dir)
-table["generator"] = [r["spec"]["prune"]["options"].get("generator", r["spec"]["prune"]["method"]) for r in results]
-table["moving_distance"] = [moving_distance_of_run(r["spec"], f"{out_dir}/runs") for r in results]
+table["generator"] = [r["spec"]["prune"]["options"].get("generator", r["spec"]["prune"]["method"])
+                      for r in results]
+static = table.regime == "static"
+table.loc[static, "moving_distance"] = [moving_distance_of_run(r["spec"], f"{out_dir}/runs")
+                                        for r, st in zip(results, static) if st]
 table[["method", "generator", "target_density", "seed", "final_test_acc", "delta_r_norm",
        "lambda", "moving_distance"]].head(12)
 
@@ -84,7 +100,7 @@ table[["method", "generator", "target_density", "seed", "final_test_acc", "delta
 # Over the whole population (every generator and density). Each panel states Pearson ρ, p and n.
 
 # %%
-pop = table[table.method.isin(population_methods)]
+pop = table[table.method.isin(population_methods) & static]
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.0))
 numbers = {}
 for ax, (col, label) in zip(axes, [("delta_r_norm", "Ramanujan gap Δr (mean over layers)"),
@@ -101,18 +117,20 @@ plots.finish(fig, fig_dir, "accuracy_vs_spectrum", title="Accuracy vs Δr, λ an
 plt.show()
 
 # %% [markdown]
-# ## PAGS and PEGS vs their generator
+# ## PAGS and PEGS vs their generator, and lottery tickets
 # At density `pags_density`: the generator's own mask, PAGS (best of `pags_candidates` per layer by the
-# full-spectrum criterion) and PEGS (the same after `pegs_iterations` dense steps). Bars are the mean over
-# seeds; error bars the min–max.
+# full-spectrum criterion) and PEGS (the same after `pegs_iterations` dense steps); the grey band is the
+# lottery ticket (iterative magnitude pruning, `lth_rate` of the remaining weights per round, rewound to
+# iteration `lth_rewind_iteration`) at the same density — "pruning after training", the reference. Bars
+# are the mean over seeds, error bars the min–max.
 
 # %%
-fig, ax = plt.subplots(figsize=(4.6, 3.0))
+fig, ax = plt.subplots(figsize=(4.8, 3.0))
 numbers = {}
 kinds = ["generator", "pags", "pegs"]
 for j, kind in enumerate(kinds):
     for i, g in enumerate(pags_generators):
-        sel = table[(table.generator == g) & np.isclose(table.target_density, pags_density)]
+        sel = table[(table.generator == g) & np.isclose(table.target_density, pags_density) & static]
         sel = sel[sel.method == (g if kind == "generator" else kind)]
         acc = sel.final_test_acc.to_numpy()
         if len(acc) == 0:
@@ -121,14 +139,56 @@ for j, kind in enumerate(kinds):
                yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]], capsize=2,
                label=kind if i == 0 else None, edgecolor="black", lw=0.4)
         numbers[f"{g} {kind} acc"] = float(acc.mean())
+tickets = table[table.method == "lth"]
+if len(tickets):
+    ax.axhspan(tickets.final_test_acc.min(), tickets.final_test_acc.max(), color=plots.color("lth"), alpha=0.5,
+               label=f"LTH (density {tickets.density.mean():.4f})")
+    numbers["lth acc"] = float(tickets.final_test_acc.mean())
+    numbers["lth density"] = float(tickets.density.mean())
 ax.set_xticks(range(len(pags_generators)), pags_generators)
 ax.set_ylabel("test accuracy")
-lo = np.nanmin(list(numbers.values())) if numbers else 0
+lo = np.nanmin(list(v for k, v in numbers.items() if k.endswith("acc"))) if numbers else 0
 ax.set_ylim(max(0, lo - 0.05), None)
 ax.legend(fontsize=7)
-plots.finish(fig, fig_dir, "pags_pegs", title="PAGS / PEGS vs generator",
+plots.finish(fig, fig_dir, "pags_pegs", title="PAGS / PEGS vs generator, and lottery tickets",
              caption_text=f"Accuracy at density {pags_density} of each generator's mask, its PAGS selection "
-                          f"({pags_candidates} candidates) and PEGS ({pegs_iterations} dense iterations first).",
+                          f"({pags_candidates} candidates), PEGS ({pegs_iterations} dense iterations first) and "
+                          f"the lottery ticket (IMP, {lth_rate:.0%} per round).",
+             numbers=numbers, setup=setup_line(dataset, model, params, seeds))
+plt.show()
+
+# %% [markdown]
+# ## ITOP: accuracy vs the full-spectrum moving distance
+# Dynamic sparse training (ITOP-Rand: every `itop_update_interval` steps drop the smallest weights and
+# regrow as many at random) from `itop_generator` masks at several densities. The moving distance is the
+# per-layer ℓ2 distance between the full-spectrum coordinate of the final (mask, weights) and the initial
+# ones, averaged over layers (`pai.dst`). Right: the coordinate's trajectory (means over layers) for seed
+# `seeds[0]`.
+
+# %%
+runs_itop = table[table.regime == "dst"]
+fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.0))
+st = plots.correlation_scatter(axes[0], runs_itop.moving_distance, runs_itop.final_test_acc,
+                               groups=[f"d={d:g}" for d in runs_itop.target_density],
+                               xlabel="full-spectrum moving distance", ylabel="test accuracy")
+numbers = {"rho acc~moving distance (ITOP)": st["rho"], "p": st["p"], "n": st["n"],
+           "mean ITOP rate": float(runs_itop.itop_rate.mean())}
+for r in results:
+    if r["spec"].get("regime", {}).get("kind") == "dst" and r["spec"]["train"]["seed"] == seeds[0]:
+        traj = itop_trajectory(r)
+        d = r["spec"]["prune"]["density"]
+        axes[1].plot(traj.step, traj.delta_r, marker=".", ms=3, lw=1, label=f"d={d:g}")
+        axes[2].plot(traj.step, traj["lambda"], marker=".", ms=3, lw=1, label=f"d={d:g}")
+axes[1].set_xlabel("step")
+axes[1].set_ylabel("Δr (mean over layers)")
+axes[2].set_xlabel("step")
+axes[2].set_ylabel("λ (mean over layers)")
+axes[1].legend(fontsize=6)
+axes[0].legend(fontsize=6)
+plots.finish(fig, fig_dir, "itop_moving_distance", title="ITOP: accuracy vs moving distance, and trajectories",
+             caption_text=f"ITOP-Rand runs from {itop_generator} masks (densities "
+                          f"{', '.join(map(str, itop_densities))}): final accuracy against the full-spectrum "
+                          "moving distance, and the coordinate's trajectory over training.",
              numbers=numbers, setup=setup_line(dataset, model, params, seeds))
 plt.show()
 

@@ -162,3 +162,19 @@ def mask_geometry(model_name: str, dataset: str, method: str, density: float, *,
             "effective_nodes": nodes["total"],
             "log10_path_kernel_trace": float(metrics.path_kernel_trace(model, mask, log=True)),
             "layers": list(widths), "width_fraction": [w["out"] / w["out_total"] for w in widths.values()]}
+
+
+def itop_trajectory(result: Dict[str, Any]):
+    """A DST run's full-spectrum trajectory: per mask update, the mean over layers of Δr, λ and their
+    iterative forms (NaN-aware), the distance from the start and the ITOP rate (``pai.dst``)."""
+    import numpy as np
+    import pandas as pd
+
+    dst = result["train"]["meta"]["dst"]
+    rows = []
+    for entry in [{"step": 0, "coords": dst["initial"], "distance": 0.0, "itop_rate": None}] + dst["trajectory"]:
+        coords = np.array([v for v in entry.get("coords", {}).values()], dtype=float).reshape(-1, 4)
+        means = np.nanmean(coords, axis=0) if len(coords) else [np.nan] * 4
+        rows.append({"step": entry["step"], "delta_r": means[0], "lambda": means[1], "it_delta_r": means[2],
+                     "it_lambda": means[3], "distance": entry.get("distance"), "itop_rate": entry.get("itop_rate")})
+    return pd.DataFrame(rows)

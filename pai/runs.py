@@ -46,14 +46,26 @@ def run_id(spec: Dict[str, Any]) -> str:
 
 
 def make_spec(*, model: str, dataset: str, method: str = "dense", density: float = 1.0, prune_seed: int = 0,
-              prune_options: Dict[str, Any] | None = None, metrics: bool = True, **train) -> Dict[str, Any]:
-    """Build a spec from flat keyword arguments (anything else is a ``TrainConfig`` field)."""
+              prune_options: Dict[str, Any] | None = None, metrics: bool = True, regime: str = "static",
+              regime_options: Dict[str, Any] | None = None, **train) -> Dict[str, Any]:
+    """Build a spec from flat keyword arguments (anything else is a ``TrainConfig`` field).
+
+    ``regime``: ``static`` (train the pruned mask as it is), ``dst`` (dynamic sparse training from it,
+    ``pai.sparse_training.train_dst`` options) or ``lth`` (lottery-ticket IMP down to ``density``,
+    ``pai.lth.lottery_ticket`` options; ``method`` must be ``dense``)."""
     from .train import TrainConfig
 
+    if regime not in ("static", "dst", "lth"):
+        raise ValueError(f"unknown regime {regime!r}; valid: static, dst, lth")
+    if regime == "lth" and method != "dense":
+        raise ValueError("the lth regime starts from the dense network: method must be 'dense'")
     cfg = TrainConfig.from_dict({"model": model, "dataset": dataset, **train}).to_dict()
-    return {"train": cfg, "metrics": bool(metrics),
+    spec = {"train": cfg, "metrics": bool(metrics),
             "prune": {"method": method, "density": float(density), "seed": int(prune_seed),
                       "options": dict(prune_options or {})}}
+    if regime != "static":  # absent for static runs, so their ids stay what they were
+        spec["regime"] = {"kind": regime, "options": dict(regime_options or {})}
+    return spec
 
 
 def is_done(spec: Dict[str, Any], root: str | os.PathLike) -> bool:
@@ -109,7 +121,7 @@ def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None
     mask_path = run_dir / "mask.pt"
     t0 = time.perf_counter()
     if p["method"] == "dense":
-        mask = None
+        mask = None  # (the lth regime makes its own mask below)
     elif mask_path.exists():
         mask = M.load_mask(mask_path, model)
         init_state = _load_init_state(run_dir)
@@ -125,16 +137,42 @@ def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None
             save_torch(init_state, run_dir / "init_state.pt")
         M.save_mask(mask, mask_path, meta={"spec": spec})
     prune_seconds = time.perf_counter() - t0
+    regime = spec.get("regime", {"kind": "static"})
+    extra: Dict[str, Any] = {}
+    if regime["kind"] == "lth":  # iterative magnitude pruning down to the target density, then its last round
+        from .lth import lottery_ticket
+
+        rounds = lottery_ticket(cfg, density_target=p["density"], model=model, data=data,
+                                run_dir=run_dir / "lth", progress=progress, **regime.get("options", {}))
+        mask = rounds[-1].mask
+        M.save_mask(mask, mask_path, meta={"spec": spec, "lth_rounds": len(rounds) - 1})
+        result = rounds[-1].result.to_dict()
+        extra["lth_rounds"] = [{k: v for k, v in r.summary().items() if k != "layer_densities"} for r in rounds]
+        from .io import save_torch
+
+        save_torch(result_state(rounds[-1].result), run_dir / "final.pt")
     metrics = {}
     if mask is not None and spec.get("metrics", True):
         metrics = _mask_metrics(model, mask, init_state)
         save_json(metrics, run_dir / "metrics.json")
-    result = train(cfg, mask=mask, model=model, data=data, run_dir=run_dir, progress=progress,
-                   init_state=init_state).to_dict()
+    if regime["kind"] == "static":
+        result = train(cfg, mask=mask, model=model, data=data, run_dir=run_dir, progress=progress,
+                       init_state=init_state).to_dict()
+    elif regime["kind"] == "dst":  # dynamic sparse training (ITOP-Rand / SET / RigL) from the pruned mask
+        from .sparse_training import train_dst
+
+        result = train_dst(cfg, mask=mask, model=model, data=data, run_dir=run_dir, progress=progress,
+                           init_state=init_state, **regime.get("options", {})).to_dict()
+    elif regime["kind"] != "lth":
+        raise ValueError(f"unknown regime {regime['kind']!r}; valid: static, dst, lth")
     out = {"run_id": run_id(spec), "spec": spec, "prune_seconds": prune_seconds,
-           "density": M.density(mask) if mask is not None else 1.0, "metrics": metrics, "train": result}
+           "density": M.density(mask) if mask is not None else 1.0, "metrics": metrics, "train": result, **extra}
     save_json(out, run_dir / RECORD)  # written last: its presence marks the run finished
     return out
+
+
+def result_state(result) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu") for k, v in result.model.state_dict().items()}
 
 
 def _load_init_state(run_dir: Path):
@@ -192,6 +230,15 @@ def flatten_result(result: Dict[str, Any]) -> Dict[str, Any]:
             row[k] = v
     for k, v in spec["prune"]["options"].items():
         row[f"opt_{k}"] = v
+    regime = spec.get("regime", {"kind": "static"})["kind"]
+    row["regime"] = regime
+    if regime == "lth":
+        row["method"] = "lth"
+    elif regime == "dst":
+        row["generator"], row["method"] = row["method"], "itop"
+        dst = (tr.get("meta") or {}).get("dst", {})
+        for k in ("itop_rate", "moving_distance", "moving_distance_stacked", "anchor_distance", "updates"):
+            row[k] = dst.get(k)
     return row
 
 
