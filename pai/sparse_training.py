@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+
 import torch
 
 from . import checkpoint as ckpt

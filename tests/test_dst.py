@@ -116,6 +116,21 @@ def test_every_update_keeps_layer_counts_and_regrows_at_zero_with_zero_momentum(
     assert d["itop_rate"] == ever / sum(m.numel() for m in mask.values()) > r.density
 
 
+def test_rigl_growth_through_the_trainer_keeps_the_layer_counts():
+    mask = _mask(0.1)
+    final = {}
+
+    def grab(event, state):
+        if event == "epoch_end":
+            final.update({k: m.clone() for k, m in state.mask.items()})
+
+    r = train_dst(_cfg(epochs=1), mask=mask, update_interval=4, growth="gradient", regrow_dropped=True,
+                  spectrum_fn=_cheap_spectrum, callbacks=[grab], progress=False)
+    assert r.meta["dst"]["updates"] == 2 and r.meta["dst"]["options"]["growth"] == "gradient"
+    assert all(int(final[k].sum()) == int(m.sum()) for k, m in mask.items())
+    assert not all(torch.equal(final[k], mask[k]) for k in mask)
+
+
 def test_trajectory_has_one_entry_per_update_with_real_full_spectrum_coordinates():
     mask = _mask(0.3)
     r = train_dst(_cfg(epochs=1), mask=mask, update_interval=4, progress=False)

@@ -7,14 +7,18 @@ default 100) with the full-spectrum coordinate of every layer recorded at each u
 - the static run's and the DST run's training seconds (evaluation excluded);
 - the seconds spent inside the mask updates (drop, regrow, optimizer-state reset, mask install,
   spectrum recording) and their share of the DST run's training time -- the target is <= 5 %;
-- the one-off recordings outside the loop (initial, final and anchor coordinates).
+- the one-off recordings outside the loop (initial, final and anchor coordinates);
+- the updates' CPU time against the whole run's process CPU time (includes the evaluation), a
+  share that other processes on a shared machine hardly move (read it with ``--threads 1``).
 
 A benchmark, not a timed test: the figure depends on the machine and on its other load.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
+import time
 from typing import Optional, Sequence
 
 import torch
@@ -45,6 +49,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-static", action="store_true", help="skip the static reference run")
     a = p.parse_args(list(argv) if argv is not None else None)
 
+    t0 = time.perf_counter()
+    importlib.import_module("pai.metrics.fullspectrum")  # scipy & co: once per process, not per update
+    print(f"importing pai.metrics.fullspectrum (once per process): {time.perf_counter() - t0:.2f} s")
     cfg = TrainConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, batch_size=128, device=a.device,
                       threads=a.threads, train_subset=a.train_subset, test_subset=2000, schedule="constant")
     data = load_dataset(cfg.dataset, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
@@ -56,7 +63,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not a.no_static:
         static = train(cfg, mask=mask, data=data, progress=False)
         print(f"static  training {_train_seconds(static):7.2f} s   test acc {static.final_test_acc:.4f}")
+    cpu0 = time.process_time()
     r = train_dst(cfg, mask=mask, data=data, progress=False, update_interval=a.update_interval, growth=a.growth)
+    cpu = time.process_time() - cpu0 - r.meta["dst"]["setup_seconds"]  # (setup: one thread, ~CPU time)
     d = r.meta["dst"]
     total = _train_seconds(r)
     share = d["update_seconds"] / total
@@ -68,6 +77,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"  of which spectrum recording {sum(e['record_seconds'] for e in d['trajectory']):.3f} s; "
           f"one-off initial/final/anchor recording outside the loop {d['setup_seconds']:.3f} s "
           f"({100 * (d['update_seconds'] + d['setup_seconds']) / total:.2f} % with it)")
+    print(f"CPU time: updates {d['update_cpu_seconds']:.3f} s of the run's {cpu:.2f} s = "
+          f"{100 * d['update_cpu_seconds'] / cpu:.2f} % (other load hardly moves it; with more than one "
+          f"thread OpenMP spin-waits inflate the run's CPU time, so read it with --threads 1)")
     return 0
 
 
