@@ -249,13 +249,19 @@ def test_resnet20_max_p_schedule_and_shortcuts():
     ks = [stats[l.name]["K"] for l in graph]
     # official schedule: 9 until the first shortcut, then 7, then 5; shortcuts and fc have K = 1
     assert ks == [9] * 9 + [1] + [7] * 6 + [1] + [5] * 4 + [1]
+    # nets without shortcuts (official VGG rule): -2 at every resolution drop after the first
+    stats = {}
+    prune(create_model("vgg11", 10, 1, 28), "npb", 0.05, seed=0, stats=stats, max_p=9, max_p_decay=True)
+    assert [v["K"] for v in stats.values()] == [9, 9, 7, 7, 5, 5, 3, 3, 1]
 
 
 def test_model_unchanged_and_errors():
     net = TinyCNN().train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    get("npb")(net, 0.1, seed=0)  # the raw pruner, without prune()'s restoring wrapper
+    threads = torch.get_num_threads()
+    get("npb")(net, 0.1, seed=0, threads=threads + 1)  # the raw pruner, without prune()'s wrapper
     assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert torch.get_num_threads() == threads
     with pytest.raises(ValueError, match="fast, milp"):
         prune(net, "npb", 0.1, solver="cvxpy")
     with pytest.raises(ValueError, match="count, paper"):

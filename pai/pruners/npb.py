@@ -1,9 +1,9 @@
 """NPB: Node-Path Balancing pruning at initialization.
 
-Pham, Ta, Liu, Bui, Trinh & Nguyen, "Towards data-agnostic pruning at initialization: what makes a
-good sparse mask?", NeurIPS 2023 (Alg. 1; first as the ICLR 2023 submission "Understanding pruning
-at initialization: an effective node-path balancing perspective"); official code ``pvh1602/NPB``
-(``Pruners/pruners.py::Optimization_Pruner``, ``Pruners/utils.py``).
+Pham, Ta, Liu, Xiang, Le, Wen & Tran-Thanh, "Towards data-agnostic pruning at initialization: what
+makes a good sparse mask?", NeurIPS 2023 (Alg. 1; earlier an ICLR 2023 submission on the node-path
+balancing perspective); official code ``pvh1602/NPB`` (``Pruners/pruners.py::Optimization_Pruner``,
+``Pruners/utils.py``).
 
 Layers get ERK budgets (:func:`pai.pruners.allocation.layer_budgets`) and are solved greedily in
 forward order: for layer l, ``P_in`` (per input channel) is the all-ones forward through a float64
@@ -56,6 +56,7 @@ Deviations from the official code, and why:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -188,6 +189,7 @@ class PathNet:
         ``d(sum out)/dw != 0``, from one backward through the current masks."""
         weights = {l.name: self.net.get_submodule(l.module_name).weight for l in layers}
         for w in weights.values():
+            w.requires_grad_(True)
             w.grad = None
         with torch.enable_grad():
             self.net(self.x).sum().backward()
@@ -228,6 +230,17 @@ def _solve_layer(layer: LayerNode, P: np.ndarray, budget: int, parts: List[slice
     return M, objective, used_K
 
 
+@contextlib.contextmanager
+def _torch_threads(n: Optional[int]):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta):
     if solver not in SOLVERS:
         raise ValueError(f"unknown NPB solver {solver!r}; valid: {', '.join(SOLVERS)}")
@@ -249,52 +262,58 @@ def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str =
         max_p_decay: bool = False, node_term: str = "count", solver: str = "fast",
         time_limit: Optional[float] = None, chunk_size: Optional[int] = None,
         chunk_above: int = 128 * 128, scale_weight: bool = False, faithful: bool = False,
-        finetune: bool = True, stats: Optional[dict] = None) -> Mask:
-    """Node-Path Balancing mask at ``density`` (fraction of weights kept); see the module docstring."""
+        finetune: bool = True, threads: Optional[int] = 1, stats: Optional[dict] = None) -> Mask:
+    """Node-Path Balancing mask at ``density`` (fraction of weights kept); see the module docstring.
+
+    ``threads``: torch threads while pruning (None: leave as set).  The path forwards are batch-1
+    and latency-bound: on a busy 2-core machine two OpenMP threads made them ~40x slower than one.
+    """
     _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta)
-    params = prunable_parameters(model)
-    graph = build_graph(model)
-    budgets = layer_budgets(model, density, scheme)
-    paths = PathNet(model, graph.input_shape, bias=1.0 if faithful else 0.0)
-    gen = torch_generator(seed)
-    first_layers = set(graph.first_layers())
-    has_shortcuts = any(l.is_shortcut for l in graph)
-    masks: Mask = {}
-    drops, prev_h = 0, None
-    for layer in graph:
-        if layer.name in masks:
-            raise ValueError(f"layer {layer.name!r} is called more than once in forward; NPB needs each "
-                             "prunable module used once")
-        t0 = time.perf_counter()
-        first = layer.index in first_layers
-        if layer.kind == "conv" and not has_shortcuts and max_p_decay:
-            if prev_h is not None and layer.in_spatial[0] < prev_h:
-                drops += 1
-                if drops >= 2:
-                    max_p = max(1, max_p - 2)
-            prev_h = layer.in_spatial[0]
-        P = paths.input_paths(layer)
-        k2 = layer.kernel[0] * layer.kernel[1]
-        cap = k2 if (first or layer.is_shortcut or max_p is None) else max_p
-        b = shortcut_beta if layer.is_shortcut else (0.0 if faithful and layer.kind == "linear" else beta)
-        parts = _chunks(layer, first, chunk_size, chunk_above)
-        M, objective, used_K = _solve_layer(layer, P, budgets[layer.name], parts, cap, alpha, b, solver,
-                                            time_limit, dict(node_term=node_term, official_maxpath=faithful))
-        weight = params[layer.name] if scale_weight else None
-        mask = materialize(M, layer.shape, gen, weight)
-        paths.set_mask(layer, mask)
-        masks[layer.name] = mask.to(params[layer.name].device)
-        if layer.is_shortcut and max_p_decay and max_p > 5:
-            max_p -= 2
-        if stats is not None:
-            stats[layer.name] = {"objective": objective, "chunks": len(parts), "K": used_K,
-                                 "kept": int(mask.sum()), "seconds": time.perf_counter() - t0}
-    if finetune:
-        live = paths.live(list(graph))
+    with _torch_threads(threads):  # restored on exit
+        params = prunable_parameters(model)
+        graph = build_graph(model)
+        budgets = layer_budgets(model, density, scheme)
+        paths = PathNet(model, graph.input_shape, bias=1.0 if faithful else 0.0)
+        gen = torch_generator(seed)
+        first_layers = set(graph.first_layers())
+        has_shortcuts = any(l.is_shortcut for l in graph)
+        masks: Mask = {}
+        drops, prev_h = 0, None
         for layer in graph:
-            masks[layer.name] = refill(layer, masks[layer.name].cpu(), live[layer.name], gen).to(
-                params[layer.name].device)
-    for name, p in params.items():  # a prunable module the forward never calls: random placement
-        if name not in masks:
-            masks[name] = random_positions(tuple(p.shape), budgets[name], gen).to(p.device)
-    return masks
+            if layer.name in masks:
+                raise ValueError(f"layer {layer.name!r} is called more than once in forward; NPB needs each "
+                                 "prunable module used once")
+            t0 = time.perf_counter()
+            first = layer.index in first_layers
+            if layer.kind == "conv" and not has_shortcuts and max_p_decay:
+                if prev_h is not None and layer.in_spatial[0] < prev_h:
+                    drops += 1
+                    if drops >= 2:
+                        max_p = max(1, max_p - 2)
+                prev_h = layer.in_spatial[0]
+            P = paths.input_paths(layer)
+            k2 = layer.kernel[0] * layer.kernel[1]
+            cap = k2 if (first or layer.is_shortcut or max_p is None) else max_p
+            b = shortcut_beta if layer.is_shortcut else (0.0 if faithful and layer.kind == "linear" else beta)
+            parts = _chunks(layer, first, chunk_size, chunk_above)
+            kw = dict(node_term=node_term, official_maxpath=faithful)
+            M, objective, used_K = _solve_layer(layer, P, budgets[layer.name], parts, cap, alpha, b, solver,
+                                                time_limit, kw)
+            weight = params[layer.name] if scale_weight else None
+            mask = materialize(M, layer.shape, gen, weight)
+            paths.set_mask(layer, mask)
+            masks[layer.name] = mask.to(params[layer.name].device)
+            if layer.is_shortcut and max_p_decay and max_p > 5:
+                max_p -= 2
+            if stats is not None:
+                stats[layer.name] = {"objective": objective, "chunks": len(parts), "K": used_K,
+                                     "kept": int(mask.sum()), "seconds": time.perf_counter() - t0}
+        if finetune:
+            live = paths.live(list(graph))
+            for layer in graph:
+                masks[layer.name] = refill(layer, masks[layer.name].cpu(), live[layer.name], gen).to(
+                    params[layer.name].device)
+        for name, p in params.items():  # a prunable module the forward never calls: random placement
+            if name not in masks:
+                masks[name] = random_positions(tuple(p.shape), budgets[name], gen).to(p.device)
+        return masks

@@ -1,12 +1,12 @@
 """The per-layer part of Node-Path Balancing: the integer program, two solvers, and the weight mask
 (``materialize`` kernel counts; ``refill``, the fine-tune pass).
 
-Pham, Ta, Liu, Bui, Trinh & Nguyen, "Towards data-agnostic pruning at initialization: what makes a
-good sparse mask?", NeurIPS 2023 (Sec. 4, Eq. 6-9, Alg. 1); official code ``pvh1602/NPB:
-Pruners/utils.py::optimize_layerwise``.  For a layer (or an output chunk of one) with ``c_in`` inputs,
-``c_out`` outputs, per-input path counts ``P`` and budget ``n``, choose an integer kernel-count matrix
-``M`` (``c_in x c_out``, ``0 <= M_ij <= K``, ``sum M <= n``; ``M_ij`` = kept weights of kernel i->j)
-maximising ``alpha*A + (1-alpha)*B + beta*R`` with
+Pham, Ta, Liu, Xiang, Le, Wen & Tran-Thanh, "Towards data-agnostic pruning at initialization: what
+makes a good sparse mask?", NeurIPS 2023 (the layer-wise problem of Alg. 1); official code
+``pvh1602/NPB: Pruners/utils.py::optimize_layerwise``.  For a layer (or an output chunk of one)
+with ``c_in`` inputs, ``c_out`` outputs, per-input path counts ``P`` and budget ``n``, choose an
+integer kernel-count matrix ``M`` (``c_in x c_out``, ``0 <= M_ij <= K``, ``sum M <= n``; ``M_ij`` =
+kept weights of kernel i->j) maximising ``alpha*A + (1-alpha)*B + beta*R`` with
 
 * ``A`` node term: the fraction of the ``c_in + c_out`` channels with at least one kept weight (the
   official code; ``node_term="paper"`` is the paper's ``sum_i min(P_i sum_j M_ij, 1) + sum_j
@@ -17,6 +17,10 @@ maximising ``alpha*A + (1-alpha)*B + beta*R`` with
 * ``R`` = #non-empty kernels / n.  (The official code writes ``(n - #empty kernels) / n``, which is
   ``R`` minus a constant: same maximiser; ours is >= 0 so that solver ratios mean something.)
 
+The paper's ``P_in``-weighted node term, as written, with the raw (integer) path counts of the
+all-ones forward, only stops counting channels whose path count is 0; a third-party variant that
+normalises ``P`` by its maximum is not offered (the fast solver would not be exact for it).
+
 ``solve_milp`` is the exact program (``scipy.optimize.milp``/HiGHS; binary indicators for the node
 and kernel terms; the official code reaches the same HiGHS through cvxpy).  ``solve_fast`` is exact
 too, in O(c_in log c_in + c_in*c_out): the objective depends on ``M`` only through the row sums
@@ -24,8 +28,9 @@ too, in O(c_in log c_in + c_in*c_out): the objective depends on ``M`` only throu
 cyclically over the columns (then #covered columns = ``min(c_out, sum_i min(x_i, c_out))``).  In
 units of weight each row's value is concave (first weight: node + kernel + path; up to ``c_out``:
 kernel + path; beyond: path only) and the column term is a concave function of the number of
-kernels, so the function is laminar concave (M-natural-concave, Murota 2003, Sec. 6.3) and taking
-the ``n`` best units greedily is optimal.  The tests check it against the MILP.
+kernels, so the function is laminar concave, hence M-natural-concave (Murota, "Discrete Convex
+Analysis", SIAM 2003), and taking the ``n`` best units greedily is optimal.  The tests check it
+against the MILP on random layers (equal objective, to HiGHS' tolerance).
 """
 from __future__ import annotations
 
