@@ -101,3 +101,6 @@ def test_dvc_pipeline_is_valid():
         assert stage in dag.stdout
     status = _dvc("status")
     assert status.returncode == 0, status.stderr
+    # a dry run resolves every stage's params and deps (a malformed params entry fails only here)
+    dry = _dvc("repro", "--dry", "--single-item", *STAGES)
+    assert dry.returncode == 0, dry.stderr
