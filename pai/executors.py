@@ -27,7 +27,7 @@ def get_executor(name: str) -> Callable:
 
 
 def _bar(total: int, progress: bool | None, desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
 
     import sys
 

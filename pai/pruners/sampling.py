@@ -157,7 +157,7 @@ def add_init_noise(model: nn.Module, seed: int, scale: float = 1.0) -> None:
 
 
 def _progress_bar(total: int, progress: Optional[bool], desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
 
     show = progress if progress is not None else sys.stderr.isatty()
     return tqdm(total=total, disable=not show, desc=desc, unit="mask", leave=False, dynamic_ncols=True)
