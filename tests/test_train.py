@@ -110,7 +110,7 @@ def test_init_state_is_the_starting_point():
 
 def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path):
     mask = _random_mask()
-    full = train(_cfg(epochs=3), mask=mask, run_dir=tmp_path / "full", progress=False)
+    full = train(_cfg(epochs=3, augment=True), mask=mask, run_dir=tmp_path / "full", progress=False)
 
     class Stop(Exception):
         pass
@@ -121,11 +121,11 @@ def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path):
 
     run = tmp_path / "cut"
     with pytest.raises(Stop):
-        train(_cfg(epochs=3), mask=mask, run_dir=run, callbacks=[interrupt], progress=False)
+        train(_cfg(epochs=3, augment=True), mask=mask, run_dir=run, callbacks=[interrupt], progress=False)
     assert not (run / ckpt.RESULT).exists()
     assert torch.load(run / ckpt.CHECKPOINT, weights_only=True)["epoch"] == 1
     steps = []
-    resumed = train(_cfg(epochs=3), mask=mask, run_dir=run, progress=False,
+    resumed = train(_cfg(epochs=3, augment=True), mask=mask, run_dir=run, progress=False,
                     callbacks=[lambda e, s: steps.append(s.epoch) if e == "epoch_end" else None])
     assert steps == [2, 3]  # epoch 1 came from the checkpoint
     assert _untimed(resumed.history) == _untimed(full.history)
@@ -213,6 +213,9 @@ def test_cli_writes_result_json(tmp_path, capsys):
     assert (out / "final.pt").is_file()
     line = capsys.readouterr().out.strip()
     assert "lenet-300-100 on digits" in line and "result.json" in line
+    assert main(["--dataset", "digits", "--schedule", "linear", "--out", str(tmp_path / "bad")]) == 2
+    assert "schedule must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_digits_accuracy_is_well_above_chance():
