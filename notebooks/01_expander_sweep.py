@@ -31,11 +31,11 @@
 dataset = "fashion-mnist"
 models = ["lenet-300-100", "lenet5"]
 methods = ["random-graph", "xnet", "rreg"]
-densities = [0.2, 0.1, 0.05, 0.02, 0.01]
+densities = [0.2, 0.05, 0.02, 0.01]
 degrees = None  # paper profile: one degree for every layer instead of densities
 seeds = [0, 1]
 allocation = "uniform"
-epochs = {"lenet-300-100": 8, "lenet5": 3}
+epochs = {"lenet-300-100": 5, "lenet5": 3}
 train_subset = None
 test_subset = None
 batch_size = 128
