@@ -4,11 +4,11 @@
   Han et al., NeurIPS 2015 applied at initialisation).  ``scope="global"`` (one threshold over all
   layers, as the SynFlow repo) or ``"layer"`` (every layer keeps the same fraction).
 * ``snip``: Lee, Ajanthan & Torr, "SNIP: single-shot network pruning based on connection
-  sensitivity", ICLR 2019, Eq. 6: ``s = |∂L/∂c| = |g ⊙ θ|`` (the SynFlow repo sums the gradient of
-  the mean cross-entropy over the batches, then takes ``|·|``; the normalisation by ``Σ s`` does not
-  change the ranking and is skipped).
+  sensitivity", ICLR 2019: the connection sensitivity ``s = |∂L/∂c| = |g ⊙ θ|`` (c the mask).  As
+  the SynFlow repo, the gradient of the mean cross-entropy is summed over the batches before ``|·|``;
+  the normalisation by ``Σ s`` does not change the ranking and is skipped.
 * ``grasp``: Wang, Zhang & Grosse, "Picking winning tickets before training by preserving gradient
-  flow", ICLR 2020, Eq. 8: ``S = -θ ⊙ Hg``, remove the highest.  Equivalently (the SynFlow repo's
+  flow", ICLR 2020: ``S(-θ) = -θ ⊙ Hg``, remove the highest.  Equivalently (the SynFlow repo's
   convention since commit ``e329c2e``) score ``(Hg) ⊙ θ`` and keep the highest.  Logits are divided by
   the temperature T = 200; ``g`` is the gradient summed over the batches without a graph, ``Hg`` is
   accumulated batch by batch as ``∇_θ (g_stop · ∇_θ L)``, both over the prunable weights only.

@@ -1,7 +1,7 @@
 """Iterative synaptic flow pruning: SynFlow and SynFlow-L2 (data-free).
 
 SynFlow — Tanaka, Kunin, Yamins & Ganguli, "Pruning neural networks without any data by
-iteratively conserving synaptic flow", NeurIPS 2020, Alg. 1 and Eq. 4.  Every parameter and
+iteratively conserving synaptic flow", NeurIPS 2020, Alg. 1.  Every parameter and
 BatchNorm buffer is replaced by its absolute value (the official ``linearize`` takes ``abs`` of the
 whole ``state_dict``), the model is put in eval mode, and with the current mask applied
 
@@ -18,8 +18,11 @@ SynFlow-L2 — as in the PHEW repo (Patil & Dovrolis, ICML 2021; ``Prune/synflow
 the same loop on the network with every *parameter* squared (θ ← θ², biases and BN affine included;
 buffers untouched, as that repo), R₂ = 1ᵀ f(1), and ``S = |∂R₂/∂(θ²)| · |θ|`` (``variant="phew"``).
 ``variant="gebhart"``: Gebhart, Saxena & Schrater, "A unified paths perspective for pruning at
-initialization", ICLR 2021 (arXiv 2101.10552) — ``S = θ ⊙ ∂R₂/∂θ = 2 θ² ∂R₂/∂(θ²)``, which weighs each
-edge by θ² instead of |θ| (the factor 2 does not change the ranking).
+initialization", arXiv 2101.10552 (2021), the path-kernel-norm form of SynFlow:
+``S = θ ⊙ ∂R₂/∂θ = 2 θ² ∂R₂/∂(θ²)``, which weighs each edge by θ² instead of |θ| (the factor 2 does not
+change the ranking).  The two agree on which paths count and differ only in that edge factor; the
+PHEW figures use ``"phew"``.  (The Gebhart form is as our research brief reads the paper; not checked
+against its PDF here.)
 
 Deviations from the official code (``ganguli-lab/Synaptic-Flow`` @ 9dfa57a) and why:
 
