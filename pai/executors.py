@@ -8,8 +8,8 @@ directories whoever ran them (on shared storage for a cluster).
   worker gets one thread (two processes of two threads each on two cores halve throughput); on a machine
   with GPUs worker i is pinned to GPU ``i % n_gpus``.
 - ``ray``: each run is a Ray task with ``num_cpus`` CPUs and a ``gpus_per_run`` share of a GPU (several
-  small runs pack onto one GPU); ``address`` joins an existing cluster (``"auto"`` or ``ray://host:port``),
-  otherwise a local Ray instance is started with ``workers`` CPUs.  Ray is optional:
+  small runs pack onto one GPU); ``address`` (or ``$RAY_ADDRESS``) joins an existing cluster (``"auto"``
+  or ``ray://host:port``), otherwise a local Ray instance is started with ``workers`` CPUs.  Ray is optional:
   ``pip install -e .[ray]``.
 """
 from __future__ import annotations
@@ -98,6 +98,7 @@ def ray_executor(specs: List[Dict[str, Any]], root: str, *, workers: int = 1, pr
         raise ImportError("executor 'ray' needs Ray: pip install -e '.[ray]'") from e
 
     started_here = False
+    address = address or os.environ.get("RAY_ADDRESS")  # `RAY_ADDRESS=auto dvc repro` joins a cluster
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
