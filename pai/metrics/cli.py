@@ -53,6 +53,8 @@ def _shape(args) -> tuple:
     if args.dataset:
         return DATASET_SHAPES[args.dataset]
     given = (args.in_channels, args.image_size, args.num_classes)
+    if given == (None, None, None):  # the project's default data set, as `python -m pai prune`
+        return DATASET_SHAPES["fashion-mnist"]
     if None in given:
         raise ValueError("give --dataset, or all of --in-channels, --image-size and --num-classes")
     return given
