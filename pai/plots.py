@@ -99,6 +99,11 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
         ax.fill_between(xs, lo, hi, color=color(m), alpha=0.18, lw=0)
     if logx:
         ax.set_xscale("log")
+        ticks = sorted({round(float(r[x]), 6) for r in rows if r["method"] in methods})
+        if len(ticks) > 6:  # thin crowded ticks (densities of different methods differ slightly)
+            ticks = [t for i, t in enumerate(ticks) if i % 2 == 0]
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
     ax.set_xlabel("density (fraction of weights kept)" if x == "density" else x)
     ax.set_ylabel(ylabel or y)
 
