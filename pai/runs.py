@@ -282,6 +282,10 @@ def train_options(params: Dict[str, Any], model: str) -> Dict[str, Any]:
     return out
 
 
+# The columns ``dvc metrics show`` lists per run (results.csv has every column).
+METRIC_KEYS = ("final_test_acc", "best_test_acc", "density", "itop_rate", "moving_distance")
+
+
 def write_tables(results: List[Dict[str, Any]], out_dir: str | os.PathLike, name_fields=("model", "method",
                  "target_density", "seed")):
     """Write ``results.csv`` (one row per run) and ``metrics.json`` ({run name: row}, for ``dvc metrics``)."""
@@ -296,6 +300,6 @@ def write_tables(results: List[Dict[str, Any]], out_dir: str | os.PathLike, name
     metrics = {}
     for row in rows:
         key = "/".join(f"{row[f]:g}" if isinstance(row[f], float) else str(row[f]) for f in name_fields)
-        metrics[key] = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics[key] = {k: row[k] for k in METRIC_KEYS if isinstance(row.get(k), (int, float))}
     save_json(metrics, out_dir / "metrics.json")
     return table

@@ -64,6 +64,8 @@ def test_stage_notebook_runs_and_writes_its_artifacts(stage, tmp_path):
     assert masks and finals
     captions = json.loads((fig_dir / "captions.json").read_text())
     assert captions
+    plots = {p for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if isinstance(p, str)}
+    assert {f"figures/{stage}/{e['file']}.png" for e in captions} <= plots, "figure missing from dvc.yaml plots"
     for entry in captions:
         for ext in ("png", "pdf"):
             f = fig_dir / f"{entry['file']}.{ext}"
