@@ -141,8 +141,9 @@ for ax, model in zip(axes[0], models):
                     and (s["prune"]["options"].get("degree") == level[1] if level[0] == "degree"
                          else np.isclose(s["prune"]["density"], level[1])))
         layers = layer_table_of_run(spec, f"{out_dir}/runs")
-        x = np.arange(len(layers)) + (i - 1) * 0.27
-        ax.bar(x, layers.channel_gap, width=0.27, color=plots.color(method), label=method)
+        width = 0.8 / len(methods)
+        x = np.arange(len(layers)) + (i - (len(methods) - 1) / 2) * width
+        ax.bar(x, layers.channel_gap, width=width, color=plots.color(method), label=method)
         numbers[f"{model} {method} mean gap"] = float(np.nanmean(layers.channel_gap))
     ax.set_xticks(np.arange(len(layers)), [n.replace(".weight", "") for n in layers.layer], rotation=60,
                   fontsize=6)

@@ -122,13 +122,14 @@ plots.density_curves(axes[0], sparse.to_dict("records"), y="final_test_acc", met
 axes[0].axhline(table[table.method == "dense"].final_test_acc.mean(), color="#333333", ls="--", lw=1,
                 label="dense")
 axes[0].set_title(model)
+axes[0].legend(fontsize=7)
 numbers = {f"{m} acc @ {min(densities)}": float(sparse[(sparse.method == m) & np.isclose(
     sparse.target_density, min(densities))].final_test_acc.mean()) for m in methods}
 for r in results:
     p = r["spec"]["prune"]
     if p["method"] in methods and np.isclose(p["density"], width_density) and r["spec"]["train"]["seed"] == seeds[0]:
         hist = r["train"]["history"][:curve_epochs]
-        axes[1].plot([h["epoch"] + 1 for h in hist], [h["train_loss"] for h in hist], marker="o", ms=3,
+        axes[1].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker="o", ms=3,
                      color=plots.color(p["method"]), label=p["method"])
         numbers[f"{p['method']} train loss after epoch 1"] = hist[0]["train_loss"]
 axes[1].set_xlabel("epoch")

@@ -4,9 +4,9 @@ Every executor has the signature ``fn(specs, root, *, workers, progress, **optio
 calls :func:`pai.runs.run_one` on each spec, so results land in the same content-addressed run
 directories whoever ran them (on shared storage for a cluster).
 
-- ``local``: ``workers=1`` runs in this process; ``workers=N`` starts N spawned processes.  On a CPU each
-  worker gets one thread (two processes of two threads each on two cores halve throughput); on a machine
-  with GPUs worker i is pinned to GPU ``i % n_gpus``.
+- ``local``: ``workers=1`` runs in this process; ``workers=N`` starts N spawned processes, each with
+  ``cores // N`` threads (one each on a 2-core machine: two processes of two threads on two cores halve
+  throughput); on a machine with GPUs worker i is pinned to GPU ``i % n_gpus``.
 - ``ray``: each run is a Ray task with ``num_cpus`` CPUs and a ``gpus_per_run`` share of a GPU (several
   small runs pack onto one GPU); ``address`` (or ``$RAY_ADDRESS``) joins an existing cluster (``"auto"``
   or ``ray://host:port``), otherwise a local Ray instance is started with ``workers`` CPUs.  Ray is optional:

@@ -35,7 +35,11 @@ def style() -> None:
 
 
 def color(method: str) -> str:
-    return PALETTE.get(method, None) or plt.rcParams["axes.prop_cycle"].by_key()["color"][hash(method) % 10]
+    """A fixed colour per method; other labels get a stable one (crc32, not the salted ``hash``)."""
+    import zlib
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return PALETTE.get(method) or cycle[zlib.crc32(str(method).encode()) % len(cycle)]
 
 
 def caption(fig, text: str) -> None:
@@ -48,7 +52,10 @@ def save(fig, path_stem: str | os.PathLike) -> List[Path]:
     out = []
     for ext in ("png", "pdf"):
         target = stem.with_suffix(f".{ext}")
-        atomic_write(target, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, bbox_inches="tight"))
+        # no creation date in the PDF: the same figure gives the same bytes (DVC outputs stay stable)
+        meta = {"CreationDate": None} if ext == "pdf" else None
+        atomic_write(target, lambda tmp, ext=ext, meta=meta: fig.savefig(tmp, format=ext, bbox_inches="tight",
+                                                                         metadata=meta))
         out.append(target)
     return out
 

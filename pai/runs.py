@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -39,8 +40,13 @@ def canonical(spec: Dict[str, Any]) -> str:
     return json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
 
 
+HOW_TO_RUN = ("threads", "data_root")  # TrainConfig fields that say how to run, not what: not in the id
+
+
 def run_id(spec: Dict[str, Any]) -> str:
     """Stable 16-hex-digit id of a spec (md5 of its canonical JSON and the spec version)."""
+    if any(k in spec.get("train", {}) for k in HOW_TO_RUN):
+        spec = {**spec, "train": {k: v for k, v in spec["train"].items() if k not in HOW_TO_RUN}}
     payload = f"v{SPEC_VERSION}:" + canonical(spec)
     return hashlib.md5(payload.encode()).hexdigest()[:16]
 
@@ -120,11 +126,13 @@ def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None
     init_state = None
     mask_path = run_dir / "mask.pt"
     t0 = time.perf_counter()
+    prune_seconds = 0.0
     if p["method"] == "dense":
         mask = None  # (the lth regime makes its own mask below)
-    elif mask_path.exists():
+    elif mask_path.exists():  # resumed: pruning finished before the interruption
         mask = M.load_mask(mask_path, model)
         init_state = _load_init_state(run_dir)
+        prune_seconds = M.load_mask_meta(mask_path).get("prune_seconds", math.nan)
     else:
         extra = {}
         if p["method"] == "pegs":  # PEGS trains densely first and starts sparse training from there
@@ -135,8 +143,8 @@ def run_one(spec: Dict[str, Any], root: str | os.PathLike, progress: bool | None
             from .io import save_torch
 
             save_torch(init_state, run_dir / "init_state.pt")
-        M.save_mask(mask, mask_path, meta={"spec": spec})
-    prune_seconds = time.perf_counter() - t0
+        prune_seconds = time.perf_counter() - t0
+        M.save_mask(mask, mask_path, meta={"spec": spec, "prune_seconds": prune_seconds})
     regime = spec.get("regime", {"kind": "static"})
     extra: Dict[str, Any] = {}
     if regime["kind"] == "lth":  # iterative magnitude pruning down to the target density, then its last round
@@ -299,7 +307,13 @@ def write_tables(results: List[Dict[str, Any]], out_dir: str | os.PathLike, name
     atomic_write(out_dir / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
     metrics = {}
     for row in rows:
-        key = "/".join(f"{row[f]:g}" if isinstance(row[f], float) else str(row[f]) for f in name_fields)
-        metrics[key] = {k: row[k] for k in METRIC_KEYS if isinstance(row.get(k), (int, float))}
+        parts = [f"{row[f]:g}" if isinstance(row[f], float) else str(row[f]) for f in name_fields]
+        parts += [f"{k[4:]}={row[k]}" for k in sorted(row) if k.startswith("opt_")]  # PAGS generators, degrees
+        parts += [] if row.get("regime", "static") == "static" else [row["regime"]]
+        key = "/".join(parts)
+        if key in metrics:  # still ambiguous: the run id decides
+            key = f"{key}/{row['run_id']}"
+        metrics[key] = {k: row[k] for k in METRIC_KEYS
+                        if isinstance(row.get(k), (int, float)) and math.isfinite(row[k])}  # NaN is not JSON
     save_json(metrics, out_dir / "metrics.json")
     return table

@@ -175,3 +175,16 @@ def test_random_graph_matches_xnet_edge_count_with_random_placement():
         assert bool((flat.all(-1) | ~flat.any(-1)).all())
     assert not all(torch.equal(rg[k], xn[k]) for k in xn)
     assert all(torch.equal(a, b) for a, b in zip(rg.values(), pai.prune(model, "random-graph", 0.05, seed=0).values()))
+
+
+def test_unreachable_density_warns_and_reachable_does_not():
+    import warnings
+
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=10, in_channels=3, image_size=32)
+    for method in ("xnet", "rreg", "random-graph"):
+        with pytest.warns(UserWarning, match="density kept"):
+            prune(model, method, 0.001, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            prune(model, method, 0.3, seed=0)

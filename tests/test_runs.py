@@ -87,3 +87,26 @@ def test_ray_executor_matches_local(tmp_path):
 def test_unknown_executor_lists_valid_names(tmp_path):
     with pytest.raises(KeyError, match="local"):
         runs.sweep([spec()], tmp_path, executor="slurm")
+
+
+def _fake_result(generator, acc, rid):
+    spec = {"train": {"model": "m", "dataset": "d", "seed": 0, "epochs": 1},
+            "prune": {"method": "pags", "density": 0.01, "seed": 0, "options": {"generator": generator}}}
+    return {"run_id": rid, "spec": spec, "density": 0.01, "prune_seconds": 1.0, "metrics": {"lambda": float("nan")},
+            "train": {"best_test_acc": acc, "final_test_acc": acc, "wall_time_s": 1.0}}
+
+
+def test_metrics_table_keeps_every_run_and_writes_valid_json(tmp_path):
+    results = [_fake_result("snip", 0.5, "a"), _fake_result("grasp", 0.6, "b")]
+    table = runs.write_tables(results, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: no NaN
+    assert len(table) == 2 and len(metrics) == 2
+    assert sorted(v["final_test_acc"] for v in metrics.values()) == [0.5, 0.6]
+
+
+def test_prune_time_survives_a_resume(tmp_path):
+    s = spec()
+    first = runs.run_one(s, tmp_path)
+    (tmp_path / runs.run_id(s) / runs.RECORD).unlink()  # as if killed after training, before the record
+    again = runs.run_one(s, tmp_path)
+    assert again["prune_seconds"] == first["prune_seconds"]

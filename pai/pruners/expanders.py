@@ -41,6 +41,7 @@ Deviations from the official code, and why:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -187,6 +188,19 @@ def _degrees(params, density: float, degree, allocation, dense_first: bool, dens
     return out
 
 
+def _check_density(mask: Mask, density: float, degree, method: str) -> Mask:
+    """Warn when the graph cannot reach the target (a degree of at least 1 per regular node keeps very
+    sparse small layers denser): comparisons at "equal density" must then use the density kept."""
+    if degree is None:
+        kept = sum(int(m.sum()) for m in mask.values())
+        total = sum(m.numel() for m in mask.values())
+        if abs(kept - density * total) > 0.1 * density * total:
+            warnings.warn(f"{method}: kept {kept / total:.4g} of the weights for a target density of {density:g} "
+                          "(every node keeps at least one edge); compare methods at the density kept",
+                          stacklevel=3)
+    return mask
+
+
 def _to_mask(adj: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Channel biadjacency (in x out) -> weight-shaped mask (each edge a whole kernel)."""
     m = adj.t()
@@ -221,7 +235,7 @@ def xnet(model, density: float, *, seed: int, data=None, degree=None, allocation
         else:
             adj = left_regular(n_in, n_out, degs[k], _layer_generator(seed, i))
         mask[k] = _to_mask(adj, p)
-    return mask
+    return _check_density(mask, density, degree, "xnet")
 
 
 @register_pruner("rreg")
@@ -250,7 +264,7 @@ def rreg(model, density: float, *, seed: int, data=None, degree=None, allocation
                 if score > best:
                     best, adj = score, cand
         mask[k] = _to_mask(adj, p)
-    return mask
+    return _check_density(mask, density, degree, "rreg")
 
 
 @register_pruner("random-graph")
@@ -272,4 +286,4 @@ def random_graph(model, density: float, *, seed: int, data=None, degree=None, al
         adj = torch.zeros(n_in * n_out, dtype=torch.bool)
         adj[order[:edges]] = True
         mask[k] = _to_mask(adj.view(n_in, n_out), p)
-    return mask
+    return _check_density(mask, density, degree, "random-graph")
