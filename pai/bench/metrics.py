@@ -25,17 +25,6 @@ from ..models import create_model
 OFFICIAL_ICLR = {("resnet20", 0.01): 0.5, ("resnet20", 0.10): 1.4, ("vgg16", 0.01): 23.5, ("vgg16", 0.10): 70.8}
 
 
-def random_mask(model: torch.nn.Module, density: float, seed: int = 0) -> Dict[str, torch.Tensor]:
-    """Uniform random mask: every layer keeps ``round(density * numel)`` weights (seeded)."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, p in prunable_parameters(model).items():
-        flat = torch.zeros(p.numel(), dtype=torch.bool)
-        flat[torch.randperm(p.numel(), generator=g)[:max(1, round(density * p.numel()))]] = True
-        out[name] = flat.view(p.shape)
-    return out
-
-
 def _model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     return create_model(name, num_classes=10, in_channels=3, image_size=32)
@@ -80,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def add(what, model_name, density, fn, ref_label, ref_s, repeat=1):
         model = _model(model_name)
-        mask = random_mask(model, density)
+        mask = _uniform(model, density)
         secs, cpu = _time(lambda: fn(model, mask), repeat)
         results.append((what, model_name, density, secs, cpu, ref_label, ref_s))
         print(f"  {what:14s} {model_name:9s} d={density:<5g} {secs:7.2f} s wall {cpu:7.2f} s cpu", flush=True)
@@ -102,3 +91,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"| {ref_s / secs:.1f} |")
     print(f"\n(threads={args.threads}; best of {args.repeat} for full-spectrum and iclr rows, one run otherwise)")
     return 0
+
+
+def _uniform(model: torch.nn.Module, density: float, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """The registered ``random`` pruner: exact per-layer counts, uniform positions, seeded."""
+    from ..pruners import prune
+
+    return prune(model, "random", density, seed=seed)

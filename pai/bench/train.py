@@ -30,23 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Dataset, load_dataset
-from ..masks import prunable_modules, prunable_parameters
+from ..masks import prunable_modules
 from ..models import create_model
 from ..train import TrainConfig, train
 
 DENSITY = 0.01
 BATCH = 128
-
-
-def uniform_mask(model: torch.nn.Module, density: float, seed: int = 0) -> Dict[str, torch.Tensor]:
-    """Exactly ``max(1, round(density * n))`` kept weights per layer, drawn uniformly (seeded)."""
-    g = torch.Generator().manual_seed(seed)
-    mask = {}
-    for name, w in prunable_parameters(model).items():
-        keep = torch.zeros(w.numel(), dtype=torch.bool)
-        keep[torch.randperm(w.numel(), generator=g)[: max(1, round(density * w.numel()))]] = True
-        mask[name] = keep.view(w.shape)
-    return mask
 
 
 def pai_images_per_s(data: Dataset, model_name: str, mask: Optional[dict], device: str, epochs: int) -> float:
@@ -107,7 +96,7 @@ def run(models: Sequence[str], window: int, windows: int, repeats: int, threads:
         cases.append(("resnet18", _synthetic(window * BATCH, "cuda"), "cuda", windows))
     for model_name, data, device, epochs in cases:
         torch.manual_seed(0)
-        mask = uniform_mask(create_model(model_name, data.num_classes, data.in_channels, data.image_size), DENSITY)
+        mask = _uniform(create_model(model_name, data.num_classes, data.in_channels, data.image_size), DENSITY)
         best = {k: 0.0 for k in ("pai", "pai_masked", "plain", "plain_masked")}
         variants = {"pai": (pai_images_per_s, None), "pai_masked": (pai_images_per_s, mask),
                     "plain": (plain_images_per_s, None), "plain_masked": (plain_images_per_s, mask)}
@@ -149,3 +138,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = run(args.models, args.window, args.windows, args.repeats, args.threads)
     print(format_table(rows, args.window, args.windows, args.repeats))
     return 0
+
+
+def _uniform(model: torch.nn.Module, density: float, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """The registered ``random`` pruner: exact per-layer counts, uniform positions, seeded."""
+    from ..pruners import prune
+
+    return prune(model, "random", density, seed=seed)
