@@ -181,3 +181,28 @@ def test_input_size_changes_only_the_layers_it_must():
         small = create_model(name, in_channels=1, image_size=28)
         big = create_model(name, in_channels=1, image_size=32)
         assert [p.shape for p in small.parameters()] == [p.shape for p in big.parameters()]
+
+
+@pytest.mark.parametrize("name,base", [("vgg11-w0.25", "vgg11"), ("resnet20-w0.25", "resnet20"),
+                                       ("resnet18-w0.125", "resnet18")])
+def test_width_multiplier_scales_every_layer_and_keeps_depth(name, base):
+    from pai.graph import build_graph
+
+    narrow = create_model(name, num_classes=10, in_channels=1, image_size=28)
+    full = create_model(base, num_classes=10, in_channels=1, image_size=28)
+    factor = float(name.rsplit("-w", 1)[1])
+    n_layers = [len(prunable_parameters(m)) for m in (narrow, full)]
+    assert n_layers[0] == n_layers[1]  # same depth, same layer graph
+    for (k, a), (_, b) in zip(prunable_parameters(narrow).items(), prunable_parameters(full).items()):
+        assert a.shape[0] == max(1, round(b.shape[0] * factor)) or k.endswith("fc.weight")
+    assert len(build_graph(narrow).layers) == len(build_graph(full).layers)
+    assert narrow(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_width_multiplier_errors_name_the_fix():
+    with pytest.raises(ValueError, match="no width option"):
+        create_model("lenet5-w0.5")
+    with pytest.raises(ValueError, match="width factor"):
+        create_model("vgg11-w0")
+    with pytest.raises(KeyError, match="valid names"):
+        create_model("vgg12-w0.5")

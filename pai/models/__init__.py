@@ -13,12 +13,16 @@ Architectures (one file each, the paper and reference code in each module docstr
 * ``resnet.py`` ``resnet20/32/56``, ``resnet18/34/50``  He et al. 2016 (CIFAR and ImageNet families)
 * ``wrn.py``    ``wrn-28-2``, ``wrn-28-4``, ``wrn-28-10`` Zagoruyko & Komodakis, BMVC 2016
 
+VGG and ResNet names take a width-multiplier suffix, ``vgg11-w0.25``, ``resnet20-w0.25`` (:func:`parse_name`).
+
 Every model is ``torch.fx.symbolic_trace``-able, its prunable layers are plain ``nn.Conv2d`` /
 ``nn.Linear`` modules, and residual blocks keep their projection (or ``nn.Identity``) in an
 attribute named ``shortcut``.  Randomness comes from torch's global generator: seed it
 (``pai.seed.seed_everything``) before ``create_model`` for a bit-identical initialisation.
 """
 from __future__ import annotations
+
+import re
 
 from torch import nn
 
@@ -54,11 +58,42 @@ def _check_dims(name: str, num_classes: int, in_channels: int, image_size: int) 
             raise ValueError(f"create_model({name!r}): {label} must be a positive int, got {value!r}")
 
 
+WIDTH_SUFFIX = re.compile(r"^(?P<base>.+)-w(?P<factor>\d+(?:\.\d+)?)$")
+
+
+def parse_name(name: str) -> tuple[str, float]:
+    """``"resnet20-w0.25"`` -> ``("resnet20", 0.25)``; a name without ``-w<factor>`` has width 1.
+
+    The factor multiplies every layer's channel count (rounded, at least 1), as a width multiplier
+    does in MobileNet (Howard et al. 2017) or WRN's k (Zagoruyko & Komodakis 2016).  Only builders
+    that take ``width=`` (``WIDTH_MODELS``) accept it: the CPU profile trains narrow deep nets,
+    which keep the depth the pruning claims are about at a fraction of the FLOPs (width w cuts
+    conv FLOPs about w^2-fold)."""
+    match = WIDTH_SUFFIX.match(name)
+    if match is None or match["base"] not in MODELS:
+        return name, 1.0
+    factor = float(match["factor"])
+    if match["base"] not in WIDTH_MODELS:
+        raise ValueError(f"model {match['base']!r} has no width option; width multipliers exist for: "
+                         f"{', '.join(sorted(WIDTH_MODELS))}")
+    if not 0 < factor <= 16:
+        raise ValueError(f"width factor in {name!r} must be in (0, 16], got {factor:g}")
+    return match["base"], factor
+
+
+def scaled(channels: int, width: float) -> int:
+    """A channel count times a width multiplier, rounded, never below 1."""
+    return max(1, int(round(channels * width)))
+
+
 def create_model(name: str, num_classes: int = 10, in_channels: int = 1, image_size: int = 28) -> nn.Module:
-    """Build the registered architecture ``name`` (``KeyError`` listing valid names if unknown)."""
-    builder = MODELS.get(name)
+    """Build the registered architecture ``name`` (``KeyError`` listing valid names if unknown).
+
+    ``name`` may end in ``-w<factor>`` (e.g. ``vgg11-w0.25``) for a width multiplier: :func:`parse_name`."""
+    base, width = parse_name(name)
+    builder = MODELS.get(base)
     _check_dims(name, num_classes, in_channels, image_size)
-    model = builder(num_classes, in_channels, image_size)
+    model = builder(num_classes, in_channels, image_size, **({"width": width} if width != 1.0 else {}))
     model.input_shape = (in_channels, image_size, image_size)
     model.num_classes = num_classes
     model.arch = name
@@ -69,7 +104,18 @@ def model_names() -> list[str]:
     return MODELS.names()
 
 
+# Registered names whose builder takes ``width=`` (filled by the model files).
+WIDTH_MODELS: set[str] = set()
+
+
+def register_width_model(name: str):
+    """``register_model`` for a builder ``fn(num_classes, in_channels, image_size, width=1.0)``."""
+    WIDTH_MODELS.add(name)
+    return register_model(name)
+
+
 # Imported last: each file registers its builders with ``register_model`` defined above.
 from . import lenet, mlp, resnet, vgg, wrn  # noqa: E402,F401
 
-__all__ = ["MODELS", "register_model", "create_model", "model_names", "init_weights"]
+__all__ = ["MODELS", "register_model", "register_width_model", "create_model", "model_names", "parse_name",
+           "init_weights"]

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import init_weights, register_model
+from . import init_weights, register_width_model, scaled
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:
@@ -135,8 +135,8 @@ _IMAGENET_PLANS = {
 
 
 def _cifar_builder(depth: int):
-    def build(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-        return cifar_resnet(depth, num_classes, in_channels)
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
+        return cifar_resnet(depth, num_classes, in_channels, width=scaled(16, width))
 
     build.__name__ = f"resnet{depth}"
     return build
@@ -145,14 +145,14 @@ def _cifar_builder(depth: int):
 def _imagenet_builder(name: str):
     block, num_blocks = _IMAGENET_PLANS[name]
 
-    def build(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-        return ResNet(block, num_blocks, [64, 128, 256, 512], num_classes, in_channels)
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
+        return ResNet(block, num_blocks, [scaled(c, width) for c in (64, 128, 256, 512)], num_classes, in_channels)
 
     build.__name__ = name
     return build
 
 
 for _depth in _CIFAR_DEPTHS:
-    register_model(f"resnet{_depth}")(_cifar_builder(_depth))
+    register_width_model(f"resnet{_depth}")(_cifar_builder(_depth))
 for _name in _IMAGENET_PLANS:
-    register_model(_name)(_imagenet_builder(_name))
+    register_width_model(_name)(_imagenet_builder(_name))

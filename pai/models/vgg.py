@@ -19,7 +19,7 @@ from typing import List, Sequence, Union
 import torch
 from torch import nn
 
-from . import init_weights, register_model
+from . import init_weights, register_width_model, scaled
 
 # OpenLTH/SynFlow plans: four 'M', the last conv group is pooled by the head.
 PLANS = {
@@ -55,8 +55,9 @@ class VGG(nn.Module):
 
 
 def _builder(name: str):
-    def build(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-        return VGG(PLANS[name], num_classes, in_channels)
+    def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
+        plan = [c if c == "M" else scaled(c, width) for c in PLANS[name]]
+        return VGG(plan, num_classes, in_channels)
 
     build.__name__ = name.replace("-", "_")
     build.__doc__ = f"{name} with BatchNorm (OpenLTH/SynFlow lottery VGG); any image size >= 1."
@@ -64,4 +65,4 @@ def _builder(name: str):
 
 
 for _name in PLANS:
-    register_model(_name)(_builder(_name))
+    register_width_model(_name)(_builder(_name))
