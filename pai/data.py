@@ -1,4 +1,4 @@
-"""Datasets as normalised device tensors: Fashion-MNIST (the default), MNIST, CIFAR-10/100, digits.
+"""Datasets as normalised device tensors: Fashion-MNIST (the default), MNIST, CIFAR-10/100, Tiny-ImageNet, digits.
 
 A dataset is four tensors held in memory on the training device (airbench, Jordan 2024, arXiv
 2404.00498: no ``DataLoader``); batching and augmentation live in :mod:`pai.augment`.
@@ -10,6 +10,8 @@ Sources and formats (read here with numpy, so no torchvision integrity check is 
 - CIFAR-10/100 (Krizhevsky, tech. report 2009): the "python version" pickles
   (``cifar-10-batches-py/data_batch_1..5, test_batch``; ``cifar-100-python/train, test`` with the
   ``fine_labels``), under ``root``, ``$PAI_DATA`` or ``./data``, else torchvision's download.
+- Tiny-ImageNet (Le & Yang 2015): the JPEG folders of ``tiny-imagenet-200.zip``, decoded once into a
+  cached tensor file; never downloaded (:mod:`pai.tiny_imagenet`).
 - digits: scikit-learn's bundled 8x8 digits (UCI optdigits test set), split 1437/360 by a fixed
   permutation (the split never depends on ``seed``, so results at different seeds share a test set).
 
@@ -319,3 +321,6 @@ def _read_digits() -> _Raw:
 @DATASETS.register("digits")
 def _digits(root) -> _Raw:
     return _read_digits()  # bundled with scikit-learn: ``root`` is irrelevant
+
+
+from . import tiny_imagenet  # noqa: E402,F401  (registers "tiny-imagenet"; imports the helpers above)

@@ -15,7 +15,10 @@ record every edge explicitly:
   belong to one channel of the producer (H*W of the flattened map; 1 after global pooling), so
   channel ``c`` feeds features ``c*flatten ... (c+1)*flatten - 1``;
 - a 1x1 convolution whose output is summed with another branch that starts from the same
-  sources is a projection ``shortcut``.
+  sources is a projection ``shortcut``;
+- a grouped convolution (MobileNet's depthwise convs) records ``groups``: input channel ``c`` then
+  feeds only the outputs of its group.  Listed only with ``build_graph(..., allow_grouped=True)``: the
+  path pruners and metrics built on this graph assume every input channel can reach every output.
 """
 from __future__ import annotations
 
@@ -55,12 +58,13 @@ class LayerNode:
     preds: List[Edge] = field(default_factory=list)
     succs: List[Edge] = field(default_factory=list)
     is_shortcut: bool = False
+    groups: int = 1  # conv groups: in_units / groups input channels per output channel
 
     @property
     def shape(self) -> Tuple[int, ...]:
         if self.kind == "linear":
             return (self.out_units, self.in_units)
-        return (self.out_units, self.in_units, *self.kernel)
+        return (self.out_units, self.in_units // self.groups, *self.kernel)
 
 
 @dataclass
@@ -103,10 +107,12 @@ class LayerGraph:
         return "\n".join(rows)
 
 
-def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = None) -> LayerGraph:
+def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = None, *,
+                allow_grouped: bool = False) -> LayerGraph:
     """Trace ``model`` and return its :class:`LayerGraph`.
 
     ``input_shape`` (C, H, W) defaults to ``model.input_shape`` (set by ``pai.models.create_model``).
+    A grouped convolution is a ``ValueError`` unless ``allow_grouped`` (see the module docstring).
     """
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
@@ -139,7 +145,7 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
         elif node.op == "call_module" and isinstance(modules[node.target], PRUNABLE_TYPES):
             module = modules[node.target]
             idx = len(layers)
-            layer = _make_layer(idx, node, module)
+            layer = _make_layer(idx, node, module, allow_grouped)
             for src, skip, flat in sorted(node_sources(node.args[0])):
                 layer.preds.append(Edge(src, idx, skip, flat))
             ancestors[idx] = set().union(*[{e.src} | ancestors.get(e.src, set()) for e in layer.preds])
@@ -190,17 +196,19 @@ def _node_args(arg):
             yield from _node_args(a)
 
 
-def _make_layer(idx: int, node: fx.Node, module: nn.Module) -> LayerNode:
+def _make_layer(idx: int, node: fx.Node, module: nn.Module, allow_grouped: bool) -> LayerNode:
     in_meta = node.args[0].meta.get("tensor_meta")
     out_meta = node.meta.get("tensor_meta")
     name = f"{node.target}.weight"
     if isinstance(module, nn.Conv2d):
-        if module.groups != 1:
-            raise ValueError(f"layer {name!r}: grouped convolutions are not supported")
+        if module.groups != 1 and not allow_grouped:
+            raise ValueError(f"layer {name!r} is a grouped convolution (groups={module.groups}): this consumer of "
+                             f"the layer graph assumes dense channel connections; build_graph(..., "
+                             f"allow_grouped=True) lists such layers with their groups")
         return LayerNode(idx, name, str(node.target), "conv", module.in_channels, module.out_channels,
                          tuple(module.kernel_size), tuple(module.stride),
                          tuple(in_meta.shape[2:4]) if in_meta is not None else (1, 1),
-                         tuple(out_meta.shape[2:4]) if out_meta is not None else (1, 1))
+                         tuple(out_meta.shape[2:4]) if out_meta is not None else (1, 1), groups=module.groups)
     return LayerNode(idx, name, str(node.target), "linear", module.in_features, module.out_features, (1, 1))
 
 

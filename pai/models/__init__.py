@@ -10,10 +10,13 @@ Architectures (one file each, the paper and reference code in each module docstr
 * ``mlp.py``    ``lenet-300-100``                       LeCun et al. 1998
 * ``lenet.py``  ``lenet5``                              LeCun et al. 1998 (ReLU/max-pool variant)
 * ``vgg.py``    ``vgg11``, ``vgg16``, ``vgg19``         Simonyan & Zisserman 2015, OpenLTH/SynFlow CIFAR form
-* ``resnet.py`` ``resnet20/32/56``, ``resnet18/34/50``  He et al. 2016 (CIFAR and ImageNet families)
-* ``wrn.py``    ``wrn-28-2``, ``wrn-28-4``, ``wrn-28-10`` Zagoruyko & Komodakis, BMVC 2016
+* ``resnet.py`` ``resnet20/32/56``, ``resnet18/34/50/101/152`` He et al. 2016 (CIFAR and ImageNet families),
+                ``resnet18-tv`` ... ``resnet152-tv``    the same with torchvision's 7x7/2 stem + max-pool (RReg code)
+* ``mobilenet.py`` ``mobilenet-v1``, ``mobilenet-v2``   Howard et al. 2017, Sandler et al. 2018 (CIFAR forms)
+* ``wrn.py``    ``wrn-28-{2,4,10}``, ``wrn-40-{2,4,14}`` Zagoruyko & Komodakis, BMVC 2016
 
-VGG and ResNet names take a width-multiplier suffix, ``vgg11-w0.25``, ``resnet20-w0.25`` (:func:`parse_name`).
+VGG, ResNet and MobileNet names take a width-multiplier suffix, ``vgg11-w0.25``, ``resnet20-w0.25``,
+``resnet18-tv-w0.5`` (:func:`parse_name`).
 
 Every model is ``torch.fx.symbolic_trace``-able, its prunable layers are plain ``nn.Conv2d`` /
 ``nn.Linear`` modules, and residual blocks keep their projection (or ``nn.Identity``) in an
@@ -115,7 +118,7 @@ def register_width_model(name: str):
 
 
 # Imported last: each file registers its builders with ``register_model`` defined above.
-from . import lenet, mlp, resnet, vgg, wrn  # noqa: E402,F401
+from . import lenet, mlp, mobilenet, resnet, vgg, wrn  # noqa: E402,F401
 
 __all__ = ["MODELS", "register_model", "register_width_model", "create_model", "model_names", "parse_name",
            "init_weights"]

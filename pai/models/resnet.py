@@ -1,5 +1,5 @@
 """Residual networks for small images: the CIFAR family (ResNet-20/32/56) and the ImageNet family
-(ResNet-18/34/50) with a CIFAR stem.
+(ResNet-18/34/50/101/152) with a CIFAR stem or, as ``resnet18-tv`` ... ``resnet152-tv``, torchvision's.
 
 He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR 2016.
 
@@ -9,10 +9,17 @@ He, Zhang, Ren & Sun, "Deep residual learning for image recognition", CVPR 2016.
   a 1x1 projection conv + BN on the shortcut whenever stride or width change (the paper's
   "option B"; the paper's CIFAR runs used parameter-free option A).  The pruning papers count these
   shortcut convs as prunable (resnet20, C=10: 270,896 conv/linear weights).
-* ``resnet18/34/50``: the ImageNet stages [2,2,2,2] / [3,4,6,3] with widths 64..512 (x4 expansion
-  for the Bottleneck of resnet50), with the CIFAR stem of kuangliu/pytorch-cifar used by the
-  PaI papers (SNIP/GraSP/ERK code bases): 3x3 stride-1 conv, no max-pool.  The Bottleneck strides
-  in its 3x3 conv (torchvision "v1.5").
+* ``resnet18/34/50/101/152``: the ImageNet stages of He et al. Table 1 -- [2,2,2,2], [3,4,6,3] basic
+  blocks, [3,4,6,3], [3,4,23,3], [3,8,36,3] Bottlenecks (x4 expansion) -- with widths 64..512 and the
+  CIFAR stem of kuangliu/pytorch-cifar used by the PaI papers (SNIP/GraSP/ERK code bases): 3x3
+  stride-1 conv, no max-pool.  The Bottleneck strides in its 3x3 conv (torchvision "v1.5").
+* ``resnet18-tv`` ... ``resnet152-tv``: the same stages behind torchvision's ImageNet stem, a 7x7
+  stride-2 conv and a 3x3 stride-2 max-pool (``stem="imagenet"``).  The RReg code
+  (SamsungLabs/ExpandersPruning, ``models/resnet/resnet.py``, adapted from torchvision) builds its
+  ResNets this way even for 32x32 CIFAR images, which then reach the last stage at 1x1.  With 1000
+  classes the parameter shapes are torchvision's (``resnet101``: 44,549,160 parameters).
+  Initialisation stays :func:`pai.models.init_weights` (torchvision: fan-out Kaiming for convs,
+  PyTorch's default for the classifier).
 
 Deviations from the reference code, none of which changes a 32x32 forward pass:
 ``AdaptiveAvgPool2d(1)`` replaces ``avg_pool2d(out, out.size(3))`` (data-dependent, not
@@ -83,20 +90,30 @@ class Bottleneck(nn.Module):
 Block = Type[Union[BasicBlock, Bottleneck]]
 
 
+STEMS = ("cifar", "imagenet")
+
+
 class ResNet(nn.Module):
-    """Stem ``conv1``/``bn1`` (3x3, stride 1), stages ``layer1..layerK``, global pool, ``fc``.
+    """Stem ``conv1``/``bn1`` (+ ``maxpool``), stages ``layer1..layerK``, global pool, ``fc``.
 
     Stage ``i`` has ``num_blocks[i]`` blocks of width ``widths[i]``; every stage after the first
-    halves the resolution in its first block.
+    halves the resolution in its first block.  ``stem="cifar"``: a 3x3 stride-1 conv;
+    ``stem="imagenet"``: torchvision's 7x7 stride-2 conv and 3x3 stride-2 max-pool.
     """
 
     def __init__(self, block: Block, num_blocks: Sequence[int], widths: Sequence[int],
-                 num_classes: int, in_channels: int):
+                 num_classes: int, in_channels: int, stem: str = "cifar"):
         super().__init__()
         if len(num_blocks) != len(widths):
             raise ValueError(f"num_blocks {list(num_blocks)} and widths {list(widths)} differ in length")
-        self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if stem == "cifar":
+            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else None
         planes_in = widths[0]
         for i, (n, width) in enumerate(zip(num_blocks, widths)):
             blocks: List[nn.Module] = []
@@ -112,6 +129,8 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
+        if self.maxpool is not None:  # fixed at construction: fx traces one branch
+            out = self.maxpool(out)
         for i in range(self.num_stages):  # static count: fx unrolls it
             out = getattr(self, f"layer{i + 1}")(out)
         out = torch.flatten(self.pool(out), 1)
@@ -131,7 +150,10 @@ _IMAGENET_PLANS = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
     "resnet34": (BasicBlock, [3, 4, 6, 3]),
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+    "resnet152": (Bottleneck, [3, 8, 36, 3]),
 }
+TORCHVISION_SUFFIX = "-tv"
 
 
 def _cifar_builder(depth: int):
@@ -142,13 +164,14 @@ def _cifar_builder(depth: int):
     return build
 
 
-def _imagenet_builder(name: str):
+def _imagenet_builder(name: str, stem: str = "cifar"):
     block, num_blocks = _IMAGENET_PLANS[name]
 
     def build(num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
-        return ResNet(block, num_blocks, [scaled(c, width) for c in (64, 128, 256, 512)], num_classes, in_channels)
+        return ResNet(block, num_blocks, [scaled(c, width) for c in (64, 128, 256, 512)], num_classes, in_channels,
+                      stem=stem)
 
-    build.__name__ = name
+    build.__name__ = name + ("_tv" if stem == "imagenet" else "")
     return build
 
 
@@ -156,3 +179,4 @@ for _depth in _CIFAR_DEPTHS:
     register_width_model(f"resnet{_depth}")(_cifar_builder(_depth))
 for _name in _IMAGENET_PLANS:
     register_width_model(_name)(_imagenet_builder(_name))
+    register_width_model(_name + TORCHVISION_SUFFIX)(_imagenet_builder(_name, stem="imagenet"))

@@ -94,5 +94,7 @@ def _builder(depth: int, widen: int):
     return build
 
 
-for _widen in (2, 4, 10):
-    register_model(f"wrn-28-{_widen}")(_builder(28, _widen))
+# WRN-28-k: the CIFAR nets of the paper (Table 4) and of RReg's Tiny-ImageNet table (k = 4, 10);
+# WRN-40-k: the paper's WRN-40-4 (Table 4), WRN-40-2 (common in the DST literature) and RReg's WRN-40-14.
+for _depth, _widen in ((28, 2), (28, 4), (28, 10), (40, 2), (40, 4), (40, 14)):
+    register_model(f"wrn-{_depth}-{_widen}")(_builder(_depth, _widen))
