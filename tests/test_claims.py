@@ -295,3 +295,10 @@ def test_notebook_report(tmp_path, capsys):
     assert [r.verdict for r in same] == [r.verdict for r in out]
     with pytest.raises(KeyError, match="stage"):
         claims.report("no_such_stage", stage)
+
+
+def test_the_dense_baseline_is_no_density_level():
+    planted = {"rreg": const(0.8), "xnet": const(0.79), "random-graph": const(0.7)}
+    df = pd.concat([results(planted, densities=(0.2, 0.05)), results({"dense": const(0.9)}, densities=(1.0,))])
+    ev = verdicts({"expander_sweep": {"results": df}}, "expander_sweep")["rreg_ge_xnet", None].evidence
+    assert ev.densities == [0.05]

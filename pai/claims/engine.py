@@ -119,8 +119,8 @@ def register_claim(id: str, *, title: str, stage: str, work: str, statement: str
 def decide(ev: Evidence) -> tuple:
     """The verdict rule (module docstring): ``(verdict, reason)``."""
     if ev.n < ev.n_min:
-        return INCONCLUSIVE, f"only {ev.n} {'pairs' if 'pair' in ev.interval else 'observations'} " \
-                             f"(the interval needs {ev.n_min})"
+        unit = ("pair" if "pair" in ev.interval else "observation") + ("" if ev.n == 1 else "s")
+        return INCONCLUSIVE, f"only {ev.n} {unit} (the interval needs {ev.n_min})"
     if not (math.isfinite(ev.low) and math.isfinite(ev.high)):
         return INCONCLUSIVE, "no interval could be computed (no variation left to estimate it from)"
     span = f"95% interval [{ev.low:.3g}, {ev.high:.3g}]"

@@ -24,7 +24,10 @@ def mask_table(tables, stage: str, column: str) -> pd.DataFrame:
     geo = tables.get(stage, {}).get("geometry")
     if geo is not None and column in geo.columns and geo[column].notna().any():
         return table(tables, stage, "geometry", columns=(column,))
-    return table(tables, stage, columns=(column,))
+    try:
+        return table(tables, stage, columns=(column,))
+    except MissingData as e:
+        raise MissingData(f"no runs/{stage}/geometry.csv with {column}, and {e}") from None
 
 
 def _sparse_accuracy(tables, a: str, b: str):

@@ -39,6 +39,11 @@ def itop_distance_tracks_accuracy(tables):
 
 def _stronger(tables, other: str, name: str) -> Evidence:
     pop = _population(tables, "moving_distance", other)
+    for col in ("moving_distance", other):
+        if pop[col].notna().sum() == 0:
+            raise MissingData(f"no {col} for the static population runs" + (
+                f" (a runs/{STAGE}/moving_distance.csv with run_id, moving_distance is joined onto results)"
+                if col == "moving_distance" else ""))
     pop = pop[~pop["collapsed"]]
     cells = pop["model"].astype(str) + "|" + pop["level"].astype(str)
     gap = correlation_difference(pop["final_test_acc"], pop["moving_distance"], pop[other], groups=cells)

@@ -104,9 +104,11 @@ def table(tables: Dict, stage: str, name: str = "results", columns: Sequence[str
 
 
 def sparsest(df: pd.DataFrame, fraction: float = 0.5) -> pd.DataFrame:
-    """Rows at the ⌈fraction·k⌉ lowest of each model's k levels: "low density" / "high sparsity"."""
+    """Rows at the ⌈fraction·k⌉ lowest of each model's k levels of pruned runs: "low density" / "high
+    sparsity" (the dense baseline is no level and is left out)."""
     keep = []
-    for _, sub in df.groupby("model"):
+    pruned = df[df["method"] != "dense"] if "method" in df.columns else df
+    for _, sub in pruned.groupby("model"):
         levels = sorted(sub["level"].dropna().unique())
         keep.append(sub[sub["level"].isin(levels[:max(1, math.ceil(fraction * len(levels)))])])
     return pd.concat(keep) if keep else df.iloc[:0]
@@ -147,8 +149,10 @@ def _design(pr: pd.DataFrame, stages: Sequence[str]) -> Dict:
             "stages": list(stages)}
 
 
-def _ci_note(res, unit: str) -> str:
-    return f"bootstrap over pairs (reported, not used): [{res.boot_low:.3g}, {res.boot_high:.3g}] {unit}"
+def _ci_note(res, unit: str) -> List[str]:
+    if not (math.isfinite(res.boot_low) and math.isfinite(res.boot_high)):
+        return []
+    return [f"bootstrap over pairs (reported, not used): [{res.boot_low:.3g}, {res.boot_high:.3g}] {unit}"]
 
 
 def accuracy_comparison(df: pd.DataFrame, a: str, b: str, *, stages: Sequence[str], variant=None,
@@ -169,9 +173,10 @@ def accuracy_comparison(df: pd.DataFrame, a: str, b: str, *, stages: Sequence[st
     if only_a.any() or only_b.any():
         clean = kept[~(only_a | only_b)[~both]]
         r2 = paired_difference(100 * clean["a"], 100 * clean["b"])
+        without = f"{r2.mean:+.3g} [{r2.low:.3g}, {r2.high:.3g}] pp" if r2.n >= 2 else "too few pairs left"
         notes.append(f"kept: {int(only_a.sum())} pairs where only {a} collapsed, {int(only_b.sum())} where only "
-                     f"{b} did; without them {r2.mean:+.3g} [{r2.low:.3g}, {r2.high:.3g}] pp (n = {r2.n})")
-    notes.append(_ci_note(res, "pp"))
+                     f"{b} did; without them {without} (n = {r2.n})")
+    notes += _ci_note(res, "pp")
     return Evidence(f"accuracy({a}) − accuracy({b})", res.mean, res.low, res.high, res.n,
                     "paired t over (model, density, seed) pairs, 95%", unit="percentage points",
                     notes=notes, variant=variant, **_design(kept, stages))
@@ -190,7 +195,7 @@ def metric_comparison(df: pd.DataFrame, a: str, b: str, column: str, *, unit: st
         raise MissingData(f"{column} is not finite for any pair of {a!r} and {b!r}")
     res = paired_difference(kept["a"], kept["b"])
     notes = [f"{int((~finite).sum())} pairs dropped: {column} not finite"] if (~finite).any() else []
-    notes.append(_ci_note(res, unit))
+    notes += _ci_note(res, unit)
     return Evidence(f"{column}({a}) − {column}({b})", res.mean, res.low, res.high, res.n,
                     "paired t over (model, density, seed) pairs, 95%", unit=unit, notes=notes, variant=variant,
                     **_design(kept, stages))
