@@ -37,8 +37,9 @@ Paths (:mod:`.paths`, engine :mod:`.flow`; all-ones input, log scale, exact coun
 Statistics (:mod:`.stats`): ``pearson(x, y)``, ``spearman(x, y)`` -> ``(rho, p_value, n)`` (NaN
 pairs dropped); ``bootstrap_ci(x, y, stat="pearson", n_boot=1000, seed=0, level=0.95) -> (low, high)``;
 ``correlation(x, y)`` and ``partial_correlation(x, y, covariates=, groups=)`` -> ``(rho, p_value, n, low,
-high, k)`` (Fisher z interval); ``correlation_difference(y, x1, x2)``; ``paired_difference(a, b)`` ->
-``(mean, low, high, n, sd, p_value, boot_low, boot_high)`` (t interval); ``chance_accuracy``, ``collapsed``.
+high, k)`` (Fisher z interval); ``correlation_difference(y, x1, x2)``.  Comparisons (:mod:`.paired`,
+also importable from :mod:`.stats`): ``paired_difference(a, b)``, ``mean_interval(d)`` -> ``(mean, low,
+high, n, sd, p_value, boot_low, boot_high)`` (t interval); ``chance_accuracy``, ``collapsed``.
 
 Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
 ``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``.
@@ -52,8 +53,8 @@ from .paths import dead_weights, effective_mask, effective_nodes, effective_path
 from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spectral_gap, layer_spectrum, narc,
                         ramanujan_gap, weighted_spectral_gap)
 from .spectral import spectral_gap, vertex_expansion
-from .stats import (bootstrap_ci, chance_accuracy, collapsed, correlation, correlation_difference,
-                    paired_difference, partial_correlation, pearson, spearman)
+from .paired import chance_accuracy, collapsed, mean_interval, paired_difference
+from .stats import bootstrap_ci, correlation, correlation_difference, partial_correlation, pearson, spearman
 from .summary import INCLUDE, layer_metrics, network_metrics
 
 __all__ = [
@@ -65,6 +66,6 @@ __all__ = [
     "full_spectrum_summary",
     "effective_paths", "effective_mask", "dead_weights", "effective_nodes", "path_kernel_trace", "layer_width",
     "pearson", "spearman", "bootstrap_ci", "correlation", "partial_correlation", "correlation_difference",
-    "paired_difference", "chance_accuracy", "collapsed",
+    "paired_difference", "mean_interval", "chance_accuracy", "collapsed",
     "INCLUDE", "layer_metrics", "network_metrics",
 ]
