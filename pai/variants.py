@@ -5,14 +5,15 @@ pruning to an exact count instead of the official strict threshold) gets its own
 marker or hatch (``pai.plots.style_of``), so the faithful and the corrected method sit side by side
 and cannot be confused.
 
-A variant is registered once, where its option is defined::
+A variant is registered once, at the bottom of this module (not beside the pruner, so that naming a
+run, in a figure or the claims scoreboard, never imports the pruners and torch)::
 
     register_variant("synflow", "synflow (exact count)", options={"exact_count": True})
     register_variant("phew", "phew (graph walk)", method="phew-graph")   # a separately named pruner
 
 and :func:`label_of` names a run from its method and prune options (:func:`label_row` from a
-``results.csv`` row, whose options are the ``opt_*`` columns).  Options not registered as a variant
-(a degree, an allocation, PAGS's generator) do not change the label.
+``results.csv`` row, whose options are the ``opt_*`` columns; :func:`add_labels` a whole table).
+Options not registered as a variant (a degree, an allocation, PAGS's generator) do not change the label.
 """
 from __future__ import annotations
 
@@ -80,6 +81,11 @@ def label_row(row: Mapping[str, Any]) -> str:
     return label_of(row["method"], opts)
 
 
+def add_labels(table):
+    """``table`` (a results DataFrame) with a ``label`` column: :func:`label_row` of every row."""
+    return table.assign(label=[label_row(r) for r in table.to_dict("records")])
+
+
 def base_of(label: str) -> str:
     """The method a label belongs to: a registered variant's base, else the text before `` (``."""
     for v in _VARIANTS:
@@ -96,3 +102,6 @@ def variant_rank(label: str) -> int:
         return 0
     names = [v.label for v in variants(base)]
     return names.index(label) + 1 if label in names else len(names) + 1
+
+
+# The registered variants (faithful defaults are the plain method names; add a method's variants here).
