@@ -163,6 +163,22 @@ def place_text(ax, text: str, *, locations: Sequence[str] = LOCATIONS, fontsize:
     return ax.title
 
 
+def covered(fig) -> List[str]:
+    """Every legend and boxed text of ``fig`` that covers data, after layout: ``"<axes title>: <what>"``
+    (empty when the figure is clean).  ``pai.plots.finish`` warns with it before saving."""
+    renderer = _renderer(fig)
+    out = []
+    for i, ax in enumerate(fig.axes):
+        name = ax.get_title() or f"axes {i}"
+        boxes = [a for a in ax.get_children() if isinstance(a, Legend)]
+        boxes += [t for t in ax.texts if t.get_bbox_patch() is not None and t.get_text()]
+        for art in boxes:
+            if art.get_visible() and data_overlaps(ax, _extent(art, renderer), skip=(art,)):
+                kind = "legend" if isinstance(art, Legend) else f"text {art.get_text().splitlines()[0]!r}"
+                out.append(f"{name}: {kind}")
+    return out
+
+
 def legend_outside(fig, axes=None, *, loc: str = "outside right upper", **kwargs) -> Optional[Legend]:
     """One figure-level legend for every labelled artist of ``axes`` (default: all), each label once,
     outside the axes (constrained layout makes room for it).  None when nothing is labelled."""

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import atomic_write  # noqa: E402
-from .placement import (data_overlaps, legend_outside, patch_handle, place_legend, place_text,  # noqa: E402,F401
+from .placement import (covered, data_overlaps, legend_outside, patch_handle, place_legend, place_text,  # noqa: E402,F401
                         size_handles, size_key)
 from .variants import base_of, variant_rank  # noqa: E402
 
@@ -218,6 +218,11 @@ def finish(fig, fig_dir: str | os.PathLike, file: str, *, title: str, caption_te
     """Footer with the setup, save PNG+PDF, and record the caption: the last line of every figure cell."""
     if setup:
         caption(fig, setup)
+    bad = covered(fig)
+    if bad:  # a box on data: place it with place_legend / place_text / legend_outside
+        import warnings
+
+        warnings.warn(f"{file}: boxes cover data: {'; '.join(bad)}", stacklevel=2)
     paths = save(fig, Path(fig_dir) / file)
     record(fig_dir, file, title=title, caption=f"{caption_text} {setup}".strip(), numbers=numbers)
     return paths

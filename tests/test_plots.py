@@ -65,6 +65,22 @@ def test_scatter_legend_covers_no_point_and_the_check_can_fail():
     assert _points_under(ax, box, x, y) == 0
     assert plots.data_overlaps(ax, box) == 0 and plots.data_overlaps(ax, naive.get_window_extent(r)) > 0
     assert ax.get_window_extent(r).contains(box.x0 + 1, box.y0 + 1)  # it found the free corner inside
+    assert plots.covered(fig) == []
+    plt.close(fig)
+
+
+def test_finish_warns_when_a_box_covers_data(tmp_path):
+    fig, ax, x, y = _scatter_panel()
+    ax.set_title("clouds")
+    ax.legend(loc="upper left")
+    with pytest.warns(UserWarning, match="clouds: legend"):
+        plots.finish(fig, tmp_path, "naive", title="t", caption_text="c")
+    plots.place_legend(ax)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.finish(fig, tmp_path, "placed", title="t", caption_text="c")
     plt.close(fig)
 
 

@@ -81,8 +81,13 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         deg = pd.to_numeric(df["opt_degree"], errors="coerce")
         df.loc[deg.notna(), "level"] = deg[deg.notna()]
     if "final_test_acc" in df.columns:
-        chance = [chance_accuracy(d) for d in df["dataset"]] if "dataset" in df.columns else 0.1
-        df["collapsed"] = collapsed(df["final_test_acc"], np.asarray(chance, float))
+        if "dataset" not in df.columns:
+            raise MissingData("no dataset column: chance accuracy (the collapse rule) is unknown")
+        try:
+            chance = np.asarray([chance_accuracy(d) for d in df["dataset"]], float)
+        except KeyError as e:
+            raise MissingData(f"{e.args[0]} (pai.metrics.paired.NUM_CLASSES)") from None
+        df["collapsed"] = collapsed(df["final_test_acc"], chance)
     disc = np.zeros(len(df), bool)
     if "log10_paths" in df.columns:
         disc |= np.isneginf(pd.to_numeric(df["log10_paths"], errors="coerce").to_numpy())
