@@ -114,7 +114,7 @@ def _free(ax, artist, renderer, skip=()) -> bool:
 
 
 def place_legend(ax, handles=None, labels=None, *, keep: bool = False, locations: Sequence[str] = LOCATIONS,
-                 **kwargs) -> Legend:
+                 **kwargs) -> Optional[Legend]:
     """A legend of ``ax`` (its labelled artists, or ``handles``/``labels``) at the first location in
     ``locations`` where it covers no data and no other box; outside to the right when none is free.
     ``keep=True`` adds it beside the axes' main legend instead of replacing it (a size key, say)."""
@@ -122,6 +122,8 @@ def place_legend(ax, handles=None, labels=None, *, keep: bool = False, locations
         handles, labels = ax.get_legend_handles_labels()
     elif labels is None:
         labels = [h.get_label() for h in handles]
+    if not handles:
+        return None  # nothing labelled: no legend (matplotlib would draw an empty box and warn)
     replaced = () if keep or ax.get_legend() is None else (ax.get_legend(),)
     renderer = _renderer(ax.figure)
     where = None

@@ -50,7 +50,8 @@ What each claim reads (stage: claim ids -> columns beyond model, method, target_
   phew_path_kernel/geometry (else results): ``phew_trace_above_random`` -> log10_path_kernel_trace;
   ``phew_wider_than_synflow_l2, phew_wider_than_synflow`` -> mean_width_fraction (geometry only).
 - every stage's results with synflow and magnitude or snip: ``synflow_avoids_collapse`` ->
-  final_test_acc, log10_paths or effective_nodes.
+  final_test_acc, log10_paths or effective_nodes (at every level, over the runs where the baseline
+  collapsed: at chance or disconnected).
 - node_path_balance/geometry (else results): ``npb_nearest_balance`` -> log10_paths,
   ln_effective_nodes (results: effective_nodes); node_path_balance/results:
   ``npb_ge_baselines_sparse`` -> final_test_acc.
