@@ -27,12 +27,9 @@ def get_executor(name: str) -> Callable:
 
 
 def _bar(total: int, progress: bool | None, desc: str):
-    from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
+    from .progress import progress_reporter  # a bar on a terminal, a line per run under DVC/papermill
 
-    import sys
-
-    disable = (not sys.stderr.isatty()) if progress is None else (not progress)
-    return tqdm(total=total, desc=desc, disable=disable, unit="run")
+    return progress_reporter(total, progress, desc)
 
 
 def _worker_init(threads: int, gpu_queue=None) -> None:

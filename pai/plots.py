@@ -3,6 +3,15 @@
 Figures are written as PNG (300 dpi) and PDF side by side, atomically, and each carries a footer
 naming dataset, model, epochs and seeds (``caption``), so a figure lifted out of its notebook still
 says what produced it.
+
+- One colour per method in every figure (``PALETTE``, :func:`color`); a method's variants
+  (``pai.variants``: "synflow (exact count)", "phew (graph walk)", ...) share its hue and differ by
+  line style, marker and bar hatch (:func:`style_of`), and are named by their own labels.
+- No legend, key or statistics box on data: :func:`place_legend`, :func:`place_text`,
+  :func:`size_key` (a key wherever marker size carries a variable) and :func:`legend_outside` (one
+  figure-level legend) from :mod:`pai.placement`; :func:`data_overlaps` is the check tests use.
+- :func:`integer_ticks` for epoch axes; :func:`density_curves` puts the density actually kept on x;
+  :func:`grouped_bars` for per-category bars with one colour per series.
 """
 from __future__ import annotations
 
@@ -17,6 +26,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import atomic_write  # noqa: E402
+from .placement import (covered, data_overlaps, legend_outside, patch_handle, place_legend, place_text,  # noqa: E402,F401
+                        size_handles, size_key)
+from .variants import base_of, variant_rank  # noqa: E402
 
 PALETTE = {
     "random": "#7f7f7f", "random-erk": "#8c564b", "random-er": "#bcbd22", "magnitude": "#17becf",
@@ -35,11 +47,33 @@ def style() -> None:
 
 
 def color(method: str) -> str:
-    """A fixed colour per method; other labels get a stable one (crc32, not the salted ``hash``)."""
+    """A fixed colour per method, shared by its variants (``"synflow (exact count)"`` is SynFlow's
+    blue); other labels get a stable one (crc32, not the salted ``hash``)."""
     import zlib
 
+    base = base_of(str(method))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return PALETTE.get(method) or cycle[zlib.crc32(str(method).encode()) % len(cycle)]
+    return PALETTE.get(str(method)) or PALETTE.get(base) or cycle[zlib.crc32(base.encode()) % len(cycle)]
+
+
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v")
+HATCHES = (None, "///", "...", "xxx")
+
+
+def style_of(label: str) -> Dict:
+    """``color``, ``linestyle``, ``marker`` and ``hatch`` of a method or variant label: the method's
+    colour, and a style by variant rank (the faithful default solid with round markers)."""
+    rank = variant_rank(str(label))
+    return {"color": color(label), "linestyle": LINESTYLES[rank % len(LINESTYLES)],
+            "marker": MARKERS[rank % len(MARKERS)], "hatch": HATCHES[rank % len(HATCHES)]}
+
+
+def integer_ticks(ax, axis: str = "x") -> None:
+    """Only whole numbers on ``axis`` (epochs): no 1.5 epochs."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
 
 
 def caption(fig, text: str) -> None:
@@ -61,39 +95,56 @@ def save(fig, path_stem: str | os.PathLike) -> List[Path]:
 
 
 def correlation_scatter(ax, x: Sequence[float], y: Sequence[float], *, groups: Sequence[str] | None = None,
-                        xlabel: str = "", ylabel: str = "", title: str = "", fit: bool = True) -> Dict:
-    """Scatter y against x (coloured by group) with a least-squares line and Pearson rho, p, n on the plot."""
-    from .metrics.stats import pearson
+                        xlabel: str = "", ylabel: str = "", title: str = "", fit: bool = True,
+                        within: Sequence | None = None, stats_box: bool = True) -> Dict:
+    """Scatter y against x (coloured by group) with a least-squares line and Pearson ρ, its 95% interval,
+    p and n in a box placed on no data.  ``within`` (e.g. the density level of each point) adds the
+    within-level partial correlation (:func:`pai.metrics.stats.partial_correlation`), the estimate that
+    density alone cannot produce.  Returns ``rho, p, n, low, high`` (+ ``rho_within, p_within,
+    low_within, high_within``)."""
+    from .metrics.stats import correlation, partial_correlation
 
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     groups = np.asarray(groups if groups is not None else ["all"] * len(x))
     for g in dict.fromkeys(groups[ok]):
         sel = ok & (groups == g)
-        ax.scatter(x[sel], y[sel], s=16, alpha=0.8, color=color(str(g)), label=str(g), edgecolors="none")
-    rho, p, n = pearson(x, y)
-    if fit and n >= 3 and np.ptp(x[ok]) > 0:
+        st = style_of(str(g))
+        ax.scatter(x[sel], y[sel], s=16, alpha=0.8, color=st["color"], marker=st["marker"], label=str(g),
+                   edgecolors="none")
+    c = correlation(x, y)
+    out = {"rho": c.rho, "p": c.p_value, "n": c.n, "low": c.low, "high": c.high}
+    if fit and c.n >= 3 and np.ptp(x[ok]) > 0:
         a, b = np.polyfit(x[ok], y[ok], 1)
         xs = np.linspace(x[ok].min(), x[ok].max(), 50)
         ax.plot(xs, a * xs + b, color="black", lw=1, ls="--", alpha=0.7)
-    ax.text(0.02, 0.98, f"Pearson ρ = {rho:.2f}\np = {p:.2g}, n = {n}", transform=ax.transAxes, va="top",
-            ha="left", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="#cccccc", alpha=0.9))
+    text = f"Pearson ρ = {c.rho:.2f} [{c.low:.2f}, {c.high:.2f}]\np = {c.p_value:.2g}, n = {c.n}"
+    if within is not None:
+        w = partial_correlation(x, y, groups=np.asarray(within, dtype=object))
+        out.update(rho_within=w.rho, p_within=w.p_value, low_within=w.low, high_within=w.high)
+        text += f"\nwithin density ρ = {w.rho:.2f} [{w.low:.2f}, {w.high:.2f}]"
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    return {"rho": rho, "p": p, "n": n}
+    if stats_box:
+        place_text(ax, text)
+    return out
 
 
 def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] | None = None,
-                   x: str = "density", ylabel: str = "", logx: bool = True, band: str = "minmax") -> None:
-    """Mean of ``y`` per (method, density) with a band over seeds (min-max as the SynFlow figures)."""
+                   x: str = "density", ylabel: str = "", logx: bool = True, band: str = "minmax",
+                   by: str = "method") -> None:
+    """Mean of ``y`` per (method, density) with a band over seeds (min-max as the SynFlow figures).
+
+    x is the density each mask actually keeps (``density``), not the target.  ``by="label"`` draws one
+    curve per variant label (``pai.variants.label_row``) in its method's colour and its own line style."""
     rows = list(rows)
-    methods = methods or list(dict.fromkeys(r["method"] for r in rows))
+    methods = methods or list(dict.fromkeys(r[by] for r in rows))
     for m in methods:
         pts: Dict[float, List[float]] = {}
         for r in rows:
-            if r["method"] == m and r.get(y) is not None and np.isfinite(r[y]):
+            if r[by] == m and r.get(y) is not None and np.isfinite(r[y]):
                 pts.setdefault(round(float(r[x]), 6), []).append(float(r[y]))
         if not pts:
             continue
@@ -102,17 +153,50 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
         mean = np.array([v.mean() for v in vals])
         lo = np.array([v.min() if band == "minmax" else v.mean() - v.std() for v in vals])
         hi = np.array([v.max() if band == "minmax" else v.mean() + v.std() for v in vals])
-        ax.plot(xs, mean, marker="o", ms=3, lw=1.3, color=color(m), label=m)
-        ax.fill_between(xs, lo, hi, color=color(m), alpha=0.18, lw=0)
+        st = style_of(m)
+        ax.plot(xs, mean, marker=st["marker"], ms=3, lw=1.3, color=st["color"], ls=st["linestyle"], label=m)
+        ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.18, lw=0)
     if logx:
         ax.set_xscale("log")
-        ticks = sorted({round(float(r[x]), 6) for r in rows if r["method"] in methods})
+        ticks = sorted({round(float(r[x]), 6) for r in rows if r[by] in methods})
         if len(ticks) > 6:  # thin crowded ticks (densities of different methods differ slightly)
             ticks = [t for i, t in enumerate(ticks) if i % 2 == 0]
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
     ax.set_xlabel("density (fraction of weights kept)" if x == "density" else x)
     ax.set_ylabel(ylabel or y)
+
+
+def grouped_bars(ax, categories: Sequence[str], series: Dict[str, Sequence], *, ylabel: str = "",
+                 error: str = "minmax", width: float = 0.8) -> Dict[str, List[float]]:
+    """Bars per category, one bar per series side by side: ``series[label][i]`` holds the values
+    (seeds) of category ``i``; the bar is their mean, the error bar their min-max (``error="minmax"``)
+    or none.  Each series has one colour (``style_of``; a variant's hatch) and one legend entry, so a
+    series never shows several colours under one name.  Returns the means."""
+    labels = list(series)
+    step = width / max(1, len(labels))
+    means: Dict[str, List[float]] = {}
+    for j, lab in enumerate(labels):
+        st = style_of(lab)
+        xs, ms, lo, hi = [], [], [], []
+        for i, vals in enumerate(series[lab]):
+            v = np.asarray(vals, float)
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                continue
+            xs.append(i + (j - (len(labels) - 1) / 2) * step)
+            ms.append(v.mean())
+            lo.append(v.mean() - v.min())
+            hi.append(v.max() - v.mean())
+        means[lab] = ms
+        if not xs:
+            continue
+        ax.bar(xs, ms, width=step, color=st["color"], hatch=st["hatch"], edgecolor="black", lw=0.4, label=lab,
+               yerr=[lo, hi] if error == "minmax" else None, capsize=2)
+    ax.set_xticks(range(len(categories)), list(categories))
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    return means
 
 
 def record(fig_dir: str | os.PathLike, file: str, *, title: str, caption: str, numbers: Dict | None = None) -> None:
@@ -134,6 +218,11 @@ def finish(fig, fig_dir: str | os.PathLike, file: str, *, title: str, caption_te
     """Footer with the setup, save PNG+PDF, and record the caption: the last line of every figure cell."""
     if setup:
         caption(fig, setup)
+    bad = covered(fig)
+    if bad:  # a box on data: place it with place_legend / place_text / legend_outside
+        import warnings
+
+        warnings.warn(f"{file}: boxes cover data: {'; '.join(bad)}", stacklevel=2)
     paths = save(fig, Path(fig_dir) / file)
     record(fig_dir, file, title=title, caption=f"{caption_text} {setup}".strip(), numbers=numbers)
     return paths

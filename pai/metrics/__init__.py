@@ -35,7 +35,11 @@ Paths (:mod:`.paths`, engine :mod:`.flow`; all-ones input, log scale, exact coun
     ``layer_width(mask) -> {layer: {"out", "in", "out_total", "in_total"}}``
 
 Statistics (:mod:`.stats`): ``pearson(x, y)``, ``spearman(x, y)`` -> ``(rho, p_value, n)`` (NaN
-pairs dropped); ``bootstrap_ci(x, y, stat="pearson", n_boot=1000, seed=0, level=0.95) -> (low, high)``.
+pairs dropped); ``bootstrap_ci(x, y, stat="pearson", n_boot=1000, seed=0, level=0.95) -> (low, high)``;
+``correlation(x, y)`` and ``partial_correlation(x, y, covariates=, groups=)`` -> ``(rho, p_value, n, low,
+high, k)`` (Fisher z interval); ``correlation_difference(y, x1, x2)``.  Comparisons (:mod:`.paired`,
+also importable from :mod:`.stats`): ``paired_difference(a, b)``, ``mean_interval(d)`` -> ``(mean, low,
+high, n, sd, p_value, boot_low, boot_high)`` (t interval); ``chance_accuracy``, ``collapsed``.
 
 Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
 ``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``.
@@ -49,7 +53,8 @@ from .paths import dead_weights, effective_mask, effective_nodes, effective_path
 from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spectral_gap, layer_spectrum, narc,
                         ramanujan_gap, weighted_spectral_gap)
 from .spectral import spectral_gap, vertex_expansion
-from .stats import bootstrap_ci, pearson, spearman
+from .paired import chance_accuracy, collapsed, mean_interval, paired_difference
+from .stats import bootstrap_ci, correlation, correlation_difference, partial_correlation, pearson, spearman
 from .summary import INCLUDE, layer_metrics, network_metrics
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "FullSpectrum", "full_spectrum", "full_spectrum_norm", "full_spectrum_distance", "network_full_spectrum",
     "full_spectrum_summary",
     "effective_paths", "effective_mask", "dead_weights", "effective_nodes", "path_kernel_trace", "layer_width",
-    "pearson", "spearman", "bootstrap_ci",
+    "pearson", "spearman", "bootstrap_ci", "correlation", "partial_correlation", "correlation_difference",
+    "paired_difference", "mean_interval", "chance_accuracy", "collapsed",
     "INCLUDE", "layer_metrics", "network_metrics",
 ]

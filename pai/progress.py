@@ -1,0 +1,84 @@
+"""Progress of a sweep: a line per finished run, so a long ``dvc repro`` never sits in silence.
+
+Under DVC and papermill nothing is a terminal, so a tqdm bar (which redraws one line) would be off;
+:class:`Progress` prints a plain line instead, ``runs 12/40 | elapsed 3m05s | about 7m12s left``, which
+papermill's log and the executed notebook both keep.  The estimate is the mean time per run that did
+work so far times the runs left: a run that returns at once (its result was cached) is not counted as
+work, so a resumed sweep does not promise to finish in seconds.  :func:`progress_reporter` picks the
+tqdm bar on a terminal and the lines elsewhere.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, Optional, TextIO
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class Progress:
+    """``update()`` once per finished run prints ``<desc> k/N | elapsed | about T left``.
+
+    ``instant``: a run finishing within this many seconds of the previous event is taken as a cache hit
+    and left out of the time-per-run estimate (a real run of a sweep takes far longer)."""
+
+    def __init__(self, total: int, desc: str = "runs", *, stream: Optional[TextIO] = None, instant: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total, self.desc, self.instant, self.clock = int(total), desc, instant, clock
+        self.stream = stream
+        self.done = self.cached = 0
+        self.start = self.last = clock()
+        self.work_seconds = 0.0
+
+    def line(self) -> str:
+        now = self.clock()
+        worked = self.done - self.cached
+        left = self.total - self.done
+        if left == 0:
+            eta = "done"
+        elif worked:
+            eta = f"about {_clock(self.work_seconds / worked * left)} left"
+        else:
+            eta = "time left unknown yet"
+        cached = f" ({self.cached} cached)" if self.cached else ""
+        return f"{self.desc} {self.done}/{self.total}{cached} | elapsed {_clock(now - self.start)} | {eta}"
+
+    def update(self, n: int = 1) -> None:
+        now = self.clock()
+        gap = now - self.last
+        for _ in range(n):
+            self.done += 1
+            if gap < self.instant:
+                self.cached += 1
+        if gap >= self.instant:
+            self.work_seconds += gap
+        self.last = now
+        print(self.line(), file=self.stream or sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Nothing to tear down (a tqdm bar's counterpart)."""
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_reporter(total: int, progress: bool | None, desc: str = "runs"):
+    """``progress=None``: a tqdm bar when stderr is a terminal, else :class:`Progress` lines; ``True``: the
+    bar; ``False``: nothing.  Either has ``update()`` and ``close()``."""
+    if progress is False:
+        return _Silent()
+    if progress or sys.stderr.isatty():
+        from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
+
+        return tqdm(total=total, desc=desc, unit="run")
+    return Progress(total, desc)

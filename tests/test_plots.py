@@ -1,0 +1,181 @@
+"""pai.plots / pai.placement: legends, keys and stats boxes never cover data; one colour per method.
+
+The overlap checks here are computed independently of ``pai.placement``: data coordinates through
+``ax.transData`` (markers with their radius) and bar rectangles, against the legend's window extent
+after the figure is drawn (Agg) - the positions the saved figure has.
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from pai import plots  # noqa: E402
+from pai.variants import register_variant  # noqa: E402
+
+plots.style()
+
+
+def _drawn(fig):
+    fig.savefig(io.BytesIO(), format="png")  # the saved layout, then measure on it
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _points_under(ax, box, x, y, size=16.0):
+    pts = ax.transData.transform(np.column_stack([x, y]))
+    r = np.sqrt(size) / 2 * ax.figure.dpi / 72
+    return int(np.sum((pts[:, 0] + r >= box.x0) & (pts[:, 0] - r <= box.x1)
+                      & (pts[:, 1] + r >= box.y0) & (pts[:, 1] - r <= box.y1)))
+
+
+def _bars_under(ax, box):
+    return sum(p.get_window_extent().overlaps(box) for p in ax.patches)
+
+
+def _scatter_panel(seed=0):
+    """Three clouds in three corners of the axes; the fourth corner is free."""
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    xs, ys = [], []
+    for k, (cx, cy) in enumerate([(0.1, 0.9), (0.9, 0.9), (0.1, 0.1)]):
+        x, y = cx + rng.normal(0, 0.05, 40), cy + rng.normal(0, 0.05, 40)
+        ax.scatter(x, y, s=16, label=f"method {k}", color=plots.color(["rreg", "xnet", "random-graph"][k]))
+        xs.append(x)
+        ys.append(y)
+    ax.set_xlim(-0.1, 1.1)
+    ax.set_ylim(-0.1, 1.1)
+    return fig, ax, np.concatenate(xs), np.concatenate(ys)
+
+
+def test_scatter_legend_covers_no_point_and_the_check_can_fail():
+    fig, ax, x, y = _scatter_panel()
+    naive = ax.legend(loc="upper left")  # on a cloud: the check must see it
+    _drawn(fig)
+    assert _points_under(ax, naive.get_window_extent(), x, y) > 0
+    leg = plots.place_legend(ax)
+    r = _drawn(fig)
+    assert ax.get_legend() is leg and len(leg.get_texts()) == 3
+    box = leg.get_window_extent(r)
+    assert _points_under(ax, box, x, y) == 0
+    assert plots.data_overlaps(ax, box) == 0 and plots.data_overlaps(ax, naive.get_window_extent(r)) > 0
+    assert ax.get_window_extent(r).contains(box.x0 + 1, box.y0 + 1)  # it found the free corner inside
+    assert plots.covered(fig) == []
+    plt.close(fig)
+
+
+def test_finish_warns_when_a_box_covers_data(tmp_path):
+    fig, ax, x, y = _scatter_panel()
+    ax.set_title("clouds")
+    ax.legend(loc="upper left")
+    with pytest.warns(UserWarning, match="clouds: legend"):
+        plots.finish(fig, tmp_path, "naive", title="t", caption_text="c")
+    plots.place_legend(ax)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.finish(fig, tmp_path, "placed", title="t", caption_text="c")
+    plt.close(fig)
+
+
+def test_scatter_fully_covered_puts_the_legend_outside():
+    rng = np.random.default_rng(1)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    gx, gy = np.meshgrid(np.linspace(0, 1, 25), np.linspace(0, 1, 25))
+    x, y = gx.ravel() + rng.normal(0, 0.005, gx.size), gy.ravel()
+    ax.scatter(x, y, s=16, label="dense cloud")
+    leg = plots.place_legend(ax)
+    r = _drawn(fig)
+    box = leg.get_window_extent(r)
+    assert _points_under(ax, box, x, y) == 0 and box.x0 >= ax.get_window_extent(r).x1 - 1
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("tall", [False, True])
+def test_bar_legend_covers_no_bar(tall):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    series = {m: [[0.9, 0.92, 0.91] if tall else [0.5, 0.52], [0.88, 0.9] if tall else [0.45, 0.47],
+                  [0.85, 0.87] if tall else [0.6, 0.61]] for m in ["phew", "synflow", "synflow-l2", "snip"]}
+    plots.grouped_bars(ax, ["conv", "fc1", "fc2"], series, ylabel="fraction")
+    ax.set_ylim(0, 1.0 if tall else 1.2)
+    leg = plots.place_legend(ax)
+    r = _drawn(fig)
+    box = leg.get_window_extent(r)
+    assert _bars_under(ax, box) == 0
+    inside = ax.get_window_extent(r).contains(box.x1 - 1, box.y1 - 1)
+    assert bool(inside) == (not tall)  # room above short bars; none above tall ones
+    labels = [t.get_text() for t in leg.get_texts()]
+    assert labels == list(series)  # one entry per series
+    colors = {tuple(np.round(h.get_facecolor(), 3)) for h in leg.legend_handles}
+    assert len(colors) == 4
+    plt.close(fig)
+
+
+def test_stats_box_and_legend_cover_no_point_nor_each_other():
+    fig, ax, x, y = _scatter_panel(seed=2)
+    st = plots.correlation_scatter(ax, x, y, groups=np.repeat(["rreg", "xnet", "random-graph"], 40), fit=False,
+                                   within=np.tile([0.1, 0.01], 60))
+    leg = plots.place_legend(ax)
+    r = _drawn(fig)
+    texts = [t for t in ax.texts if t.get_text().startswith("Pearson")]
+    assert len(texts) == 1 and "within density" in texts[0].get_text()
+    tbox = texts[0].get_bbox_patch().get_window_extent(r)
+    lbox = leg.get_window_extent(r)
+    assert _points_under(ax, tbox, x, y) == 0 and _points_under(ax, lbox, x, y) == 0
+    assert not tbox.overlaps(lbox)
+    assert st["low"] < st["rho"] < st["high"] and np.isfinite(st["rho_within"])
+    plt.close(fig)
+
+
+def test_size_key_and_figure_legend():
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    sizes = {0.01: 12.0, 0.1: 40.0, 0.3: 72.0}
+    for ax in axes:
+        for m, dy in [("npb", 0), ("synflow", 1)]:
+            ax.scatter([1, 2, 3], [dy, dy + 0.5, dy + 1], s=list(sizes.values()), label=m, color=plots.color(m))
+    key = plots.size_key(axes[0], sizes, title="density")
+    leg = plots.legend_outside(fig)
+    r = _drawn(fig)
+    assert [t.get_text() for t in key.get_texts()] == ["0.01", "0.1", "0.3"]
+    assert [h.get_markersize() for h in key.legend_handles] == pytest.approx(np.sqrt(list(sizes.values())))
+    assert plots.data_overlaps(axes[0], key.get_window_extent(r)) == 0
+    fbox = leg.get_window_extent(r)
+    assert [t.get_text() for t in leg.get_texts()] == ["npb", "synflow"]  # each label once
+    assert not any(fbox.overlaps(ax.get_window_extent(r)) for ax in axes)
+    plt.close(fig)
+
+
+def test_one_colour_per_method_and_variants_share_it(monkeypatch):
+    from pai import variants
+
+    monkeypatch.setattr(variants, "_VARIANTS", [])  # this test's registrations stay in this test
+    register_variant("synflow", "synflow (exact count)", options={"exact_count": True})
+    a, b = plots.style_of("synflow"), plots.style_of("synflow (exact count)")
+    assert a["color"] == b["color"] == plots.PALETTE["synflow"]
+    assert a["linestyle"] != b["linestyle"] and a["marker"] != b["marker"] and a["hatch"] != b["hatch"]
+    assert plots.color("phew (graph walk)") == plots.color("phew")  # unregistered suffix: still the base
+    assert plots.color("some-new-method") == plots.color("some-new-method")  # stable, not hash-salted
+    fig, ax = plt.subplots()
+    rows = [{"label": lab, "density": d, "acc": acc} for lab, off in [("synflow", 0), ("synflow (exact count)", .1)]
+            for d, acc in [(0.01, 0.5 + off), (0.1, 0.8 + off)]]
+    plots.density_curves(ax, rows, y="acc", by="label")
+    assert [ln.get_label() for ln in ax.lines] == ["synflow", "synflow (exact count)"]
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() and ax.lines[0].get_linestyle() == "-"
+    assert ax.lines[1].get_linestyle() == "--"
+    plt.close(fig)
+
+
+def test_integer_epoch_ticks():
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3], [0.5, 0.4, 0.3])
+    plots.integer_ticks(ax)
+    _drawn(fig)
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)

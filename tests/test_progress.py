@@ -1,0 +1,56 @@
+"""pai.progress: a line per finished run with k/N, elapsed and an estimate that ignores cache hits."""
+import io
+
+from pai.progress import Progress, progress_reporter
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_lines_count_elapsed_and_estimate():
+    clock, out = Clock(), io.StringIO()
+    p = Progress(5, "runs", stream=out, clock=clock)
+    clock.t += 0.01  # a cache hit: back at once
+    p.update()
+    clock.t += 60  # two real runs of a minute each
+    p.update()
+    clock.t += 60
+    p.update()
+    clock.t += 30
+    p.update()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4
+    assert lines[0] == "runs 1/5 (1 cached) | elapsed 0s | time left unknown yet"
+    assert lines[1] == "runs 2/5 (1 cached) | elapsed 1m00s | about 3m00s left"
+    assert lines[3] == "runs 4/5 (1 cached) | elapsed 2m30s | about 50s left"  # 150 s over 3 real runs
+    clock.t += 3600
+    p.update()
+    assert out.getvalue().splitlines()[-1] == "runs 5/5 (1 cached) | elapsed 1h02m30s | done"
+
+
+def test_reporter_choice(capsys):
+    quiet = progress_reporter(3, False)
+    quiet.update()
+    quiet.close()
+    lines = progress_reporter(3, None, "sweep")  # pytest's stderr is no terminal: lines
+    assert isinstance(lines, Progress)
+    lines.update()
+    assert capsys.readouterr().err.startswith("sweep 1/3")
+    assert type(progress_reporter(3, True)).__name__ == "tqdm"
+
+
+def test_local_executor_prints_a_line_per_run(tmp_path, capsys, monkeypatch):
+    """The executor's hook: every finished run reports (run_one replaced by a stub)."""
+    from pai import executors, runs
+
+    monkeypatch.setattr(runs, "run_one", lambda spec, root, progress=False: {"spec": spec})
+    out = executors.local_executor([{"i": i} for i in range(3)], str(tmp_path), workers=1)
+    assert [o["spec"]["i"] for o in out] == [0, 1, 2]
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" |")[0] for line in err] == ["runs 1/3 (1 cached)", "runs 2/3 (2 cached)",
+                                                      "runs 3/3 (3 cached)"]
