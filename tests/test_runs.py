@@ -24,8 +24,8 @@ def test_run_id_is_pinned():
 
 def test_spec_order_does_not_matter_and_values_do():
     a = spec()
-    b = json.loads(json.dumps(a, sort_keys=True))
-    assert runs.run_id(a) == runs.run_id(b)
+    b = json.loads(json.dumps(a.to_dict(), sort_keys=True))
+    assert runs.run_id(a) == runs.run_id(b) == runs.run_id(runs.RunSpec.from_dict(b))
     assert runs.run_id(a) != runs.run_id(spec(density=0.3))
 
 

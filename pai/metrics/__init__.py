@@ -38,7 +38,9 @@ Statistics (:mod:`.stats`): ``pearson(x, y)``, ``spearman(x, y)`` -> ``(rho, p_v
 pairs dropped); ``bootstrap_ci(x, y, stat="pearson", n_boot=1000, seed=0, level=0.95) -> (low, high)``.
 
 Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
-``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``.
+``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``,
+``run_metrics(model, mask, init_state=None)`` (a run's ``metrics.json``: the summary and
+``channel_spectral_gap(mask)``).
 Command line: ``python -m pai metrics --mask FILE --model M --dataset D`` (:mod:`.cli`).
 """
 from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, unrolled_csr
@@ -50,7 +52,7 @@ from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spect
                         ramanujan_gap, weighted_spectral_gap)
 from .spectral import spectral_gap, vertex_expansion
 from .stats import bootstrap_ci, pearson, spearman
-from .summary import INCLUDE, layer_metrics, network_metrics
+from .summary import INCLUDE, channel_spectral_gap, layer_metrics, network_metrics, run_metrics
 
 __all__ = [
     "ENCODINGS", "biadjacency", "degrees", "drop_isolated", "unrolled_csr",
@@ -61,5 +63,5 @@ __all__ = [
     "full_spectrum_summary",
     "effective_paths", "effective_mask", "dead_weights", "effective_nodes", "path_kernel_trace", "layer_width",
     "pearson", "spearman", "bootstrap_ci",
-    "INCLUDE", "layer_metrics", "network_metrics",
+    "INCLUDE", "layer_metrics", "network_metrics", "run_metrics", "channel_spectral_gap",
 ]

@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import get, needs_data, register_pruner
+from . import get, needs_data, register_pruner, returns_state
 from ..masks import Mask, masks_equal, num_kept, prunable_parameters
 from ..seed import seed_everything, torch_generator
 
@@ -288,6 +288,7 @@ def pretrain_dense(model: nn.Module, data, iterations: int, *, seed: int, batch_
 
 @register_pruner("pegs")
 @needs_data
+@returns_state
 def prune_pegs(model: nn.Module, density: float, *, seed: int, data=None, generator: str = "random-erk",
                candidates: int = 100, select: str = "layerwise", generator_options: Mapping | None = None,
                pretrain_iterations: int = 500, pretrain_batch_size: int = 128, pretrain_lr: float = 0.1,

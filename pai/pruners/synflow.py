@@ -210,7 +210,7 @@ def kth_largest(parts: Sequence[torch.Tensor], k: int) -> torch.Tensor:
 
 def select_top(scores: Dict[str, torch.Tensor], keep: int) -> Dict[str, torch.Tensor]:
     """Bool over each 1-d score tensor: the ``keep`` highest overall, ties by position (earlier
-    layer, then lower index) — the result of :func:`pai.pruners.common.topk_flat` on the
+    layer, then lower index) — the result of :func:`pai.masks.topk_flat` on the
     concatenation, without building it."""
     parts = list(scores.values())
     n = sum(p.numel() for p in parts)
