@@ -61,7 +61,8 @@ from pai.runs import sweep, write_tables
 
 plots.style()
 params = stage_params(globals())
-levels = dict(degrees=degrees) if degrees else dict(densities=densities, options={"allocation": allocation})
+levels = (dict(degrees=degrees) if degrees  # paper profile: one degree for every layer
+          else dict(densities=densities, options={"allocation": allocation}))
 specs = params.grid(methods=methods, **levels) + params.grid(methods=["dense"])
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = write_tables(results, out_dir)

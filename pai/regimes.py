@@ -15,13 +15,10 @@ this registry (spec validation) stays cheap.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .registry import Registry
-
-if TYPE_CHECKING:  # annotations only: spec imports this module
-    from .rundir import RunDir
-    from .spec import RunSpec
+from .rundir import RunDir
 
 REGIMES = Registry("regime")
 
@@ -46,8 +43,8 @@ class Start:
     (the regime's own copy: it may train it in place), the pruned mask (None: dense) and the weights
     the mask was chosen on when they are not the initialisation (PEGS: theta_T)."""
 
-    spec: "RunSpec"
-    run_dir: "RunDir"
+    spec: Any  # a pai.spec.RunSpec (spec imports this module to validate regime names)
+    run_dir: RunDir
     data: Any
     model: Any
     mask: Optional[Dict[str, Any]]

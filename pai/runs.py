@@ -57,7 +57,8 @@ def load_result(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike) -> D
         return json.load(f)
 
 
-def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike, progress: bool | None = False) -> Dict[str, Any]:
+def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
+            progress: bool | None = False) -> Dict[str, Any]:
     """Prune, train and measure one spec in ``root/run_id(spec)``; return its record (``run.json``).
 
     A spec given as a mapping keeps the id of that mapping (a hand-written partial spec is not

@@ -1,7 +1,7 @@
 """``python -m pai.bench metrics``: wall-clock of the graph/path metrics against targets and official code.
 
 CIFAR shapes (3x32x32, 10 classes), seeded uniform random masks (exactly ``round(density * n)``
-kept weights per layer, positions from a seeded ``torch.randperm``).  Targets from the task brief;
+kept weights per layer, positions from a seeded ``torch.randperm``).  Targets: our own time budgets;
 official times from ``shared/research/official-timings.md`` (VITA-Group/ramanujan-on-pai metric
 scripts on a 2-core CPU; their "VGG-16-bn" is the CIFAR VGG with BN).  The "iclr" rows time
 exactly what the official scripts compute per layer (Delta_r, IMDB, NaRC, via

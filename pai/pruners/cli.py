@@ -3,11 +3,12 @@
     python -m pai prune --model resnet20 --method synflow --density 0.01 --seed 0 --out mask.pt \\
         --dataset cifar10 --option dtype=float32 --option iterations=100
 
-The model is initialised exactly as ``pai.train`` does (``pai.models.initial_model``), so a mask of a weight-dependent method (magnitude, SynFlow, ...) belongs to the
-network that a run with the same seed trains.  ``--num-classes/--in-channels/--image-size`` default to
-the dataset's (Fashion-MNIST's 10/1/28 without ``--dataset``).  Bad input -- a density outside (0, 1],
-an unknown model, method or option, a data-dependent method without ``--dataset`` -- prints one
-clear line to stderr and exits with code 2 without writing anything.
+The model is initialised exactly as ``pai.train`` does (``pai.models.initial_model``), so a mask of a
+weight-dependent method (magnitude, SynFlow, ...) belongs to the network that a run with the same seed
+trains.  ``--num-classes/--in-channels/--image-size`` default to the dataset's (Fashion-MNIST's 10/1/28
+without ``--dataset``).  Bad input -- a density outside (0, 1], an unknown model, method or option, a
+data-dependent method without ``--dataset`` -- prints one clear line to stderr and exits with code 2
+without writing anything.
 """
 from __future__ import annotations
 

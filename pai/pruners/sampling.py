@@ -2,7 +2,7 @@
 
 Hoang, Kundu, Liu & Wang, "Don't just prune by magnitude! Your mask topology is a secret weapon",
 NeurIPS 2023.  The procedure follows the first author's dev code (``ScottHoang/dst-ram-pruning``,
-``lth_tickets_generation.py``; research brief ``graphs-ramanujan-rreg-erk.md`` §3.3):
+``lth_tickets_generation.py``):
 
 * reference mask = the generator's standard mask (here ``pai.prune(model, generator, seed=seed)``);
   it initialises ``best``;
@@ -172,6 +172,9 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     ``generator_options`` go to every generator call, ``candidate_options`` (merged on top) only to
     the candidates (e.g. a smaller prune set for SNIP).  ``noise=None`` adds weight noise for the
     deterministic generators only (``NOISY_GENERATORS``).
+
+    Long on purpose: the candidate loop shares the reference mask, the per-layer scores, the kept
+    counts and the drift budget with its set-up; split apart, each piece would take all of them.
     """
     if generator in SELF:
         raise ValueError(f"generator {generator!r} would recurse; pick a base PaI method")
