@@ -52,7 +52,6 @@ fig_dir = "figures/expander_sweep"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
 from pai.experiments import layer_table_of_run, setup_line

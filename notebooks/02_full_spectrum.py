@@ -60,7 +60,6 @@ fig_dir = "figures/full_spectrum"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
 from pai.experiments import add_full_spectrum_columns, itop_trajectories, setup_line

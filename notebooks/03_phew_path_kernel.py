@@ -49,7 +49,6 @@ fig_dir = "figures/phew_path_kernel"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
 from pai.experiments import geometry_table, setup_line, training_curves

@@ -47,7 +47,6 @@ fig_dir = "figures/node_path_balance"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
 from pai.experiments import geometry_table, setup_line

@@ -19,6 +19,7 @@ from .params import StageParams
 from .pruners import get as get_pruner, prune
 from .rundir import RunDir
 from .spec import RunSpec, as_dict, run_id
+from .tables import regime_of
 
 SpecLike = RunSpec | Mapping[str, Any]
 
@@ -149,7 +150,7 @@ def itop_trajectory(result: Dict[str, Any]):
 def itop_trajectories(results: List[Dict[str, Any]], *, seed: int) -> Dict[float, Any]:
     """``{target density: itop_trajectory}`` of the DST runs trained with ``seed``, in the order given."""
     return {r["spec"]["prune"]["density"]: itop_trajectory(r) for r in results
-            if (r["spec"].get("regime") or {}).get("kind") == "dst" and r["spec"]["train"]["seed"] == seed}
+            if regime_of(r["spec"]) == "dst" and r["spec"]["train"]["seed"] == seed}
 
 
 def training_curves(results: List[Dict[str, Any]], *, methods: Sequence[str], density: float, seed: int,

@@ -41,8 +41,6 @@ from .rundir import RunDir
 from .spec import PruneSpec, RunSpec, SPEC_VERSION, as_dict, canonical, make_spec, run_id  # noqa: F401  (public)
 from .tables import flatten_result, write_tables  # noqa: F401  (public API of pai.runs)
 
-RECORD = RunDir(".").record.name  # "run.json"
-
 
 def run_dir(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike) -> RunDir:
     return RunDir(Path(root) / run_id(spec))

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from pai import runs
+from pai.data import shape
+from pai.models import initial_model
 
 TINY = dict(model="lenet-300-100", dataset="digits", epochs=1, batch_size=64, lr=0.05, threads=1,
             schedule="constant")
@@ -32,8 +34,8 @@ def test_spec_order_does_not_matter_and_values_do():
 def test_finished_run_is_a_cache_hit(tmp_path, monkeypatch):
     s = spec()
     first = runs.run_one(s, tmp_path)
-    assert (tmp_path / runs.run_id(s) / "mask.pt").exists()
-    assert (tmp_path / runs.run_id(s) / "final.pt").exists()
+    assert runs.run_dir(s, tmp_path).mask.exists()
+    assert runs.run_dir(s, tmp_path).final.exists()
 
     def boom(*a, **k):
         raise AssertionError("a finished run must not train again")
@@ -107,7 +109,7 @@ def test_metrics_table_keeps_every_run_and_writes_valid_json(tmp_path):
 def test_prune_time_survives_a_resume(tmp_path):
     s = spec()
     first = runs.run_one(s, tmp_path)
-    (tmp_path / runs.run_id(s) / runs.RECORD).unlink()  # as if killed after training, before the record
+    runs.run_dir(s, tmp_path).record.unlink()  # as if killed after training, before the record
     again = runs.run_one(s, tmp_path)
     assert again["prune_seconds"] == first["prune_seconds"]
 
@@ -202,5 +204,5 @@ def test_a_pruner_that_returns_its_state_gets_it_saved(tmp_path):
     rd = runs.run_dir(s, tmp_path)
     assert rd.init_state.exists() and out["metrics"]
     trained_from = torch.load(rd.init_state, weights_only=True)
-    init = runs.initial_model(TINY["model"], (10, 1, 8), 0).state_dict()
+    init = initial_model(TINY["model"], shape("digits"), 0).state_dict()
     assert any(not torch.equal(trained_from[k], init[k]) for k in init)  # θ_T, not θ_0
