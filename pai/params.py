@@ -22,8 +22,8 @@ import itertools
 import math
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from .spec import PruneSpec, RunSpec, run_id
 from .config import TrainConfig
+from .spec import PruneSpec, RunSpec, run_id
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
               "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile")

@@ -86,6 +86,12 @@ def test_ray_executor_matches_local(tmp_path):
     assert [_learning(r) for r in local] == [_learning(r) for r in ray]
 
 
+def test_executors_map_any_function():
+    from pai.executors import get_executor
+
+    assert get_executor("local")(abs, [-1, 2, -3], progress=False) == [1, 2, 3]
+
+
 def test_unknown_executor_lists_valid_names(tmp_path):
     with pytest.raises(KeyError, match="local"):
         runs.sweep([spec()], tmp_path, executor="slurm")
