@@ -36,9 +36,6 @@ class RunDir:
     def __fspath__(self) -> str:
         return str(self.path)
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     # ---- a sweep's run (pai.runs)
     @property
     def spec(self) -> Path:
