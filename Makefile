@@ -32,7 +32,7 @@ test: setup data
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 repro: setup data
-	@if [ -n "$(PROFILE)" ]; then $(BIN)/python -m pai.profile use $(PROFILE); fi
+	@if [ -n "$(PROFILE)" ]; then $(BIN)/python -m pai.profiles use $(PROFILE); fi
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 bench: setup data

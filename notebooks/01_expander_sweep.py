@@ -52,25 +52,17 @@ fig_dir = "figures/expander_sweep"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
-from pai.experiments import dense_specs, layer_table_of_run, setup_line, stage_params
-from pai.runs import make_spec, sweep, write_tables
+from pai.experiments import layer_table_of_run, setup_line
+from pai.params import find, stage_params
+from pai.runs import sweep, write_tables
 
 plots.style()
 params = stage_params(globals())
-levels = [("degree", d) for d in degrees] if degrees else [("density", d) for d in densities]
-specs = []
-for model in models:
-    for method in methods:
-        for kind, level in levels:
-            for seed in seeds:
-                options = {"degree": int(level)} if kind == "degree" else {"allocation": allocation}
-                specs.append(make_spec(model=model, dataset=dataset, method=method,
-                                       density=1.0 if kind == "degree" else level, prune_seed=seed, seed=seed,
-                                       prune_options=options, **params.train(model)))
-specs += dense_specs(models, dataset, seeds, params)
+levels = (dict(degrees=degrees) if degrees  # paper profile: one degree for every layer
+          else dict(densities=densities, options={"allocation": allocation}))
+specs = params.grid(methods=methods, **levels) + params.grid(methods=["dense"])
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = write_tables(results, out_dir)
 table[["model", "method", "target_density", "density", "seed", "final_test_acc", "channel_spectral_gap", "expansion"]].head(12)
@@ -136,10 +128,7 @@ fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.8), squee
 numbers = {}
 for ax, model in zip(axes[0], models):
     for i, method in enumerate(methods):
-        spec = next(s for s in specs if s["train"]["model"] == model and s["prune"]["method"] == method
-                    and s["train"]["seed"] == seeds[0]
-                    and (s["prune"]["options"].get("degree") == level[1] if level[0] == "degree"
-                         else np.isclose(s["prune"]["density"], level[1])))
+        spec = find(specs, model=model, method=method, seed=seeds[0], **dict([level]))
         layers = layer_table_of_run(spec, f"{out_dir}/runs")
         width = 0.8 / len(methods)
         x = np.arange(len(layers)) + (i - (len(methods) - 1) / 2) * width

@@ -60,38 +60,27 @@ fig_dir = "figures/full_spectrum"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
-from pai.experiments import itop_trajectory, moving_distance_of_run, setup_line, stage_params
-from pai.runs import make_spec, run_id, sweep, write_tables
+from pai.experiments import add_full_spectrum_columns, itop_trajectories, setup_line
+from pai.params import over, stage_params, unique
+from pai.runs import sweep, write_tables
 
 plots.style()
 params = stage_params(globals())
-train = params.train(model)
-population = [make_spec(model=model, dataset=dataset, method=m, density=d, prune_seed=s, seed=s, **train)
-              for m in population_methods for d in population_densities for s in seeds]
-generators = [make_spec(model=model, dataset=dataset, method=g, density=pags_density, prune_seed=s, seed=s, **train)
-              for g in pags_generators for s in seeds]
-meta = [make_spec(model=model, dataset=dataset, method=kind, density=pags_density, prune_seed=s, seed=s,
-                  prune_options={"generator": g, "candidates": pags_candidates,
-                                 **({"pretrain_iterations": pegs_iterations} if kind == "pegs" else {})}, **train)
-        for kind in ("pags", "pegs") for g in pags_generators for s in seeds]
-itop = [make_spec(model=model, dataset=dataset, method=itop_generator, density=d, prune_seed=s, seed=s,
-                  regime="dst", regime_options={"update_interval": itop_update_interval,
-                                                "drop_fraction": itop_drop_fraction}, **train)
-        for d in itop_densities for s in seeds]
-lth = [make_spec(model=model, dataset=dataset, method="dense", density=pags_density, prune_seed=s, seed=s,
-                 regime="lth", regime_options={"rate": lth_rate, "rewind_iteration": lth_rewind_iteration}, **train)
-       for s in seeds]
-specs = list({run_id(s): s for s in population + generators + meta + itop + lth}.values())  # generators repeat
+population = params.grid(methods=population_methods, densities=population_densities)
+generators = params.grid(methods=pags_generators, densities=[pags_density])
+meta = params.grid(methods=["pags", "pegs"], densities=[pags_density],
+                   options={"generator": over(pags_generators), "candidates": pags_candidates},
+                   method_options={"pegs": {"pretrain_iterations": pegs_iterations}})
+itop = params.grid(methods=[itop_generator], densities=itop_densities, regime="dst",
+                   regime_options={"update_interval": itop_update_interval, "drop_fraction": itop_drop_fraction})
+lth = params.grid(methods=["dense"], densities=[pags_density], regime="lth",
+                  regime_options={"rate": lth_rate, "rewind_iteration": lth_rewind_iteration})
+specs = unique(population, generators, meta, itop, lth)  # generators repeat population runs
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
-table = write_tables(results, out_dir)
-table["generator"] = [r["spec"]["prune"]["options"].get("generator", r["spec"]["prune"]["method"])
-                      for r in results]
+table = add_full_spectrum_columns(write_tables(results, out_dir), results, f"{out_dir}/runs")
 static = table.regime == "static"
-table.loc[static, "moving_distance"] = [moving_distance_of_run(r["spec"], f"{out_dir}/runs")
-                                        for r, st in zip(results, static) if st]
 table[["method", "generator", "target_density", "seed", "final_test_acc", "delta_r_norm",
        "lambda", "moving_distance"]].head(12)
 
@@ -173,12 +162,9 @@ st = plots.correlation_scatter(axes[0], runs_itop.moving_distance, runs_itop.fin
                                xlabel="full-spectrum moving distance", ylabel="test accuracy")
 numbers = {"rho acc~moving distance (ITOP)": st["rho"], "p": st["p"], "n": st["n"],
            "mean ITOP rate": float(runs_itop.itop_rate.mean())}
-for r in results:
-    if r["spec"].get("regime", {}).get("kind") == "dst" and r["spec"]["train"]["seed"] == seeds[0]:
-        traj = itop_trajectory(r)
-        d = r["spec"]["prune"]["density"]
-        axes[1].plot(traj.step, traj.delta_r, marker=".", ms=3, lw=1, label=f"d={d:g}")
-        axes[2].plot(traj.step, traj["lambda"], marker=".", ms=3, lw=1, label=f"d={d:g}")
+for d, traj in itop_trajectories(results, seed=seeds[0]).items():
+    axes[1].plot(traj.step, traj.delta_r, marker=".", ms=3, lw=1, label=f"d={d:g}")
+    axes[2].plot(traj.step, traj["lambda"], marker=".", ms=3, lw=1, label=f"d={d:g}")
 axes[1].set_xlabel("step")
 axes[1].set_ylabel("Δr (mean over layers)")
 axes[2].set_xlabel("step")

@@ -49,21 +49,19 @@ fig_dir = "figures/phew_path_kernel"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
-from pai.experiments import dense_specs, mask_geometry, setup_line, stage_params
-from pai.runs import make_spec, run_id, sweep, write_tables
+from pai.experiments import geometry_table, setup_line, training_curves
+from pai.params import stage_params
+from pai.runs import sweep, write_tables
 
 plots.style()
 params = stage_params(globals())
-specs = [make_spec(model=model, dataset=dataset, method=m, density=d, prune_seed=s, seed=s, **params.train(model))
-         for m in methods for d in densities for s in seeds]
-specs += dense_specs([model], dataset, seeds, params)
+specs = params.grid(methods=methods, densities=densities) + params.grid(methods=["dense"])
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = write_tables(results, out_dir)
-geometry = pd.DataFrame([mask_geometry(net, dataset, m, d, seed=seeds[0], data_subset=params.get("train_subset"))
-                         for net in (model, conv_model) for m in methods for d in densities])
+geometry = geometry_table([model, conv_model], methods, densities, dataset, seed=seeds[0],
+                          data_subset=params.get("train_subset"))
 geometry[["model", "method", "density", "log10_path_kernel_trace", "log10_paths"]].head(10)
 
 # %% [markdown]
@@ -125,13 +123,11 @@ axes[0].set_title(model)
 axes[0].legend(fontsize=7)
 numbers = {f"{m} acc @ {min(densities)}": float(sparse[(sparse.method == m) & np.isclose(
     sparse.target_density, min(densities))].final_test_acc.mean()) for m in methods}
-for r in results:
-    p = r["spec"]["prune"]
-    if p["method"] in methods and np.isclose(p["density"], width_density) and r["spec"]["train"]["seed"] == seeds[0]:
-        hist = r["train"]["history"][:curve_epochs]
-        axes[1].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker="o", ms=3,
-                     color=plots.color(p["method"]), label=p["method"])
-        numbers[f"{p['method']} train loss after epoch 1"] = hist[0]["train_loss"]
+for method, hist in training_curves(results, methods=methods, density=width_density, seed=seeds[0],
+                                   epochs=curve_epochs).items():
+    axes[1].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker="o", ms=3,
+                 color=plots.color(method), label=method)
+    numbers[f"{method} train loss after epoch 1"] = hist[0]["train_loss"]
 axes[1].set_xlabel("epoch")
 axes[1].set_ylabel("training loss")
 axes[1].set_title(f"density {width_density}, seed {seeds[0]}")

@@ -47,19 +47,16 @@ fig_dir = "figures/node_path_balance"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from pai import plots
-from pai.experiments import dense_specs, mask_geometry, setup_line, stage_params
-from pai.runs import make_spec, sweep, write_tables
+from pai.experiments import geometry_table, setup_line
+from pai.params import stage_params
+from pai.runs import sweep, write_tables
 
 plots.style()
 params = stage_params(globals())
-geometry = pd.DataFrame([mask_geometry(model, dataset, m, d, seed=seeds[0], data_subset=train_subset)
-                         for m in methods for d in geometry_densities])
-specs = [make_spec(model=model, dataset=dataset, method=m, density=d, prune_seed=s, seed=s, **params.train(model))
-         for m in methods for d in densities for s in seeds]
-specs += dense_specs([model], dataset, seeds, params)
+geometry = geometry_table([model], methods, geometry_densities, dataset, seed=seeds[0], data_subset=train_subset)
+specs = params.grid(methods=methods, densities=densities) + params.grid(methods=["dense"])
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = write_tables(results, out_dir)
 geometry[["method", "density", "ln_effective_nodes", "log10_paths"]].head(10)

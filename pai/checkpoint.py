@@ -1,7 +1,8 @@
-"""The record of one training run: its config, its result, and its run directory on disk.
+"""The record of one training run: its result and its run directory on disk.
 
-``TrainConfig`` says what a run is; ``TrainResult`` what it gave; the rest of this module keeps a
-run directory for :func:`pai.train.train`, each file written atomically through :mod:`pai.io`
+``pai.config.TrainConfig`` says what a run is; ``TrainResult`` what it gave; the rest of this module
+keeps a run directory for :func:`pai.train.train` (file names: :class:`pai.rundir.RunDir`), each file
+written atomically through :mod:`pai.io`
 (so a killed run leaves the previous version or the new one, never a torn file):
 
 - ``checkpoint.pt`` after every epoch: model, optimizer, current mask, epochs done, history,
@@ -14,126 +15,25 @@ directory named by what produced it, re-entering a finished one is free and re-e
 interrupted one resumes.  Identity = the config (minus :data:`RUN_INDEPENDENT_KEYS`) plus a
 *fingerprint* of what ``train`` was handed besides the config (mask, initial weights), so a
 different mask in the same directory is an error rather than a silently reused result.
-
-Recipe defaults are the CIFAR recipe of Liu et al., "The Unreasonable Effectiveness of Random
-Pruning", ICLR 2022 (``VITA-Group/Random_Pruning``): SGD lr 0.1, momentum 0.9, Nesterov, wd 5e-4,
-batch 128, ``MultiStepLR`` x0.1 at 50 % and 75 % of the epochs.  ``milestones`` are *fractions*
-of ``epochs`` (floored like their ``int(epochs/2), int(epochs*3/4)``) so one config serves any
-length; the official code takes absolute epochs.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
+from .config import HOW_TO_RUN as RUN_INDEPENDENT_KEYS
 from .io import save_json, save_torch
 from .masks import density
-
-CHECKPOINT = "checkpoint.pt"
-FINAL = "final.pt"
-RESULT = "result.json"
-# how to run, not what is computed: changing them must not invalidate a finished run
-RUN_INDEPENDENT_KEYS = ("data_root", "threads")
-SCHEDULES = ("multistep", "cosine", "constant")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run.  ``threads`` and ``data_root`` say how to run, not what."""
-
-    model: str = "lenet-300-100"
-    dataset: str = "fashion-mnist"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"
-    milestones: Tuple[float, ...] = (0.5, 0.75)  # fractions of ``epochs`` where lr *= gamma
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    augment: bool = False  # random crop (padding 4) + horizontal flip
-    seed: int = 0
-    device: str = "auto"  # "auto" = cuda when available, else cpu
-    threads: Optional[int] = None  # CPU threads; None keeps torch's default (all cores, or OMP_NUM_THREADS)
-    compile: bool = False  # torch.compile (slower than eager on CPU for these small nets)
-    bf16: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # CUDA only
-    train_subset: Optional[int] = None
-    test_subset: Optional[int] = None
-    eval_batch_size: int = 1024
-    data_root: Optional[str] = None
-
-    def __post_init__(self):
-        self.milestones = tuple(float(m) for m in self.milestones)
-        for f in dataclasses.fields(self):
-            if f.type == "float":  # YAML 1.1 reads "5e-4" as a string
-                setattr(self, f.name, float(getattr(self, f.name)))
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
-        if any(not 0.0 <= m <= 1.0 for m in self.milestones):
-            raise ValueError(f"milestones are fractions of the epochs in [0, 1], got {self.milestones}")
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be None or >= 1, got {self.threads}")
-
-    def lr_at(self, epoch: int) -> float:
-        """The learning rate of 0-based ``epoch``: multistep = ``MultiStepLR``, cosine = ``CosineAnnealingLR``
-        (``eta_min=0``), both stepped per epoch.  A milestone never falls on epoch 0
-        (``max(1, int(f * epochs))``): the official flooring would start a 1-epoch run at ``lr * gamma**2``.
-        """
-        if self.schedule == "constant":
-            return self.lr
-        if self.schedule == "cosine":
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
-        return self.lr * self.gamma ** sum(epoch >= max(1, int(m * self.epochs)) for m in self.milestones)
-
-    def to_dict(self) -> Dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; valid keys: {', '.join(valid)}")
-        return cls(**d)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> "TrainConfig":
-        """Read a ``.yaml``/``.yml``/``.json`` file holding one mapping of config keys."""
-        path = Path(path)
-        with open(path) as f:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                d = yaml.safe_load(f) or {}
-            elif path.suffix == ".json":
-                d = json.load(f)
-            else:
-                raise ValueError(f"config file must end in .yaml, .yml or .json, got {path.name}")
-        if not isinstance(d, dict):
-            raise ValueError(f"{path} must hold a mapping of TrainConfig keys, got {type(d).__name__}")
-        return cls.from_dict(d)
+from .rundir import RunDir
 
 
 @dataclass
@@ -244,33 +144,34 @@ def check_same_run(path: Path, found_config: Mapping[str, Any], found_fp: Mappin
 
 
 def save_checkpoint(run_dir: Path, payload: Mapping[str, Any]) -> Path:
-    return save_torch(dict(payload), Path(run_dir) / CHECKPOINT)
+    return save_torch(dict(payload), RunDir(run_dir).checkpoint)
 
 
 def load_checkpoint(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
     """On the CPU: RNG states must be CPU tensors; ``load_state_dict`` moves the rest."""
-    if run_dir is None or not (Path(run_dir) / CHECKPOINT).is_file():
+    if run_dir is None or not RunDir(run_dir).checkpoint.is_file():
         return None
-    return torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=True)
+    return torch.load(RunDir(run_dir).checkpoint, map_location="cpu", weights_only=True)
 
 
 def save_final(run_dir: Path, state_dict: Mapping[str, torch.Tensor], result: Mapping[str, Any]) -> None:
     """Weights first, ``result.json`` last: a result on disk always has its weights next to it."""
-    save_torch({k: v.detach().to("cpu") for k, v in state_dict.items()}, Path(run_dir) / FINAL)
-    save_json(dict(result), Path(run_dir) / RESULT)
+    save_torch({k: v.detach().to("cpu") for k, v in state_dict.items()}, RunDir(run_dir).final)
+    save_json(dict(result), RunDir(run_dir).result)
 
 
 def load_result(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
-    if run_dir is None or not (Path(run_dir) / RESULT).is_file():
+    if run_dir is None or not RunDir(run_dir).result.is_file():
         return None
-    with open(Path(run_dir) / RESULT) as f:
+    with open(RunDir(run_dir).result) as f:
         return json.load(f)
 
 
 def load_final(run_dir: Path, device: torch.device | str = "cpu") -> Dict[str, torch.Tensor]:
-    path = Path(run_dir) / FINAL
+    path = RunDir(run_dir).final
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing although {RESULT} is there; delete {run_dir} to rerun")
+        raise FileNotFoundError(f"{path} is missing although {RunDir(run_dir).result.name} is there; "
+                                f"delete {run_dir} to rerun")
     return torch.load(path, map_location=device, weights_only=True)
 
 

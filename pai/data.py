@@ -27,7 +27,7 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -36,6 +36,37 @@ from .augment import augment, iterate_batches  # noqa: F401  (re-exported: the p
 from .registry import Registry
 
 DATASETS = Registry("dataset")
+
+
+class DataShape(NamedTuple):
+    """What a model needs to know of a dataset, in ``pai.models.create_model``'s argument order."""
+
+    num_classes: int
+    in_channels: int
+    image_size: int
+
+
+SHAPES: Dict[str, DataShape] = {}  # filled by register_dataset, next to each loader
+
+
+def register_dataset(name: str, shape: Tuple[int, int, int]):
+    """Register a loader ``fn(root) -> _Raw`` under ``name`` with its ``(num_classes, in_channels,
+    image_size)``, so :func:`shape` answers without reading the data."""
+
+    def deco(fn):
+        DATASETS.register(name)(fn)
+        SHAPES[name] = DataShape(*shape)
+        return fn
+
+    return deco
+
+
+def shape(name: str) -> DataShape:
+    """The registered shape of dataset ``name`` (``KeyError`` listing the valid names)."""
+    DATASETS.get(name)
+    if name not in SHAPES:
+        raise KeyError(f"dataset {name!r} has no registered shape: register it with register_dataset(name, shape)")
+    return SHAPES[name]
 DEBIAN_DIRS = {  # module level so tests can point them elsewhere
     "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
     "mnist": Path("/usr/share/datasets/mnist"),
@@ -71,6 +102,10 @@ class Dataset:
     image_size: int
     mean: Tuple[float, ...]  # per channel, in [0, 1] pixel units
     std: Tuple[float, ...]
+
+    @property
+    def shape(self) -> DataShape:
+        return DataShape(self.num_classes, self.in_channels, self.image_size)
 
     def __repr__(self) -> str:  # the default dataclass repr would print 70k images
         return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
@@ -123,8 +158,11 @@ def load_dataset(
 
     x_train, y_train = prepare(raw.x_train, raw.y_train, train_subset, 0, "train_subset")
     x_test, y_test = prepare(raw.x_test, raw.y_test, test_subset, 1, "test_subset")
-    return Dataset(name, x_train, y_train, x_test, y_test, raw.num_classes, int(raw.x_train.shape[1]),
+    data = Dataset(name, x_train, y_train, x_test, y_test, raw.num_classes, int(raw.x_train.shape[1]),
                    int(raw.x_train.shape[2]), tuple(raw.mean), tuple(raw.std))
+    if name in SHAPES and data.shape != SHAPES[name]:
+        raise ValueError(f"dataset {name!r} loaded with shape {tuple(data.shape)}, registered as {tuple(SHAPES[name])}")
+    return data
 
 
 def _subset_indices(n: int, k: Optional[int], seed: int, stream: int, what: str) -> Optional[np.ndarray]:
@@ -233,15 +271,15 @@ def _idx_dataset(name: str, root, subdirs, downloaded, mean: float, std: float) 
     return _Raw(xtr, ytr, xte, yte, 10, 255.0, (mean,), (std,))
 
 
-@DATASETS.register("fashion-mnist")
+@register_dataset("fashion-mnist", (10, 1, 28))
 def _fashion_mnist(root) -> _Raw:
-    # the bare base folder too (the brief's ``data/``); MNIST does not look there, as the two sets
+    # the bare base folder too (``data/`` holding the four idx files); MNIST does not look there, as the two sets
     # share file names and a silent mix-up would be worse than a not-found error
     return _idx_dataset("fashion-mnist", root, ["fashion-mnist", "FashionMNIST/raw", ""], ["FashionMNIST/raw"],
                         0.2860, 0.3530)
 
 
-@DATASETS.register("mnist")
+@register_dataset("mnist", (10, 1, 28))
 def _mnist(root) -> _Raw:
     return _idx_dataset("mnist", root, ["mnist", "MNIST/raw"], ["MNIST/raw"], 0.1307, 0.3081)
 
@@ -283,13 +321,13 @@ def _cifar(name: str, root, folder: str, train_files, label_key: str, num_classe
     return _Raw(xtr, ytr, xte, yte, num_classes, 255.0, mean, std)
 
 
-@DATASETS.register("cifar10")
+@register_dataset("cifar10", (10, 3, 32))
 def _cifar10(root) -> _Raw:
     return _cifar("cifar10", root, "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels", 10,
                   (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
-@DATASETS.register("cifar100")
+@register_dataset("cifar100", (100, 3, 32))
 def _cifar100(root) -> _Raw:
     return _cifar("cifar100", root, "cifar-100-python", ["train"], "fine_labels", 100,
                   (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
@@ -318,9 +356,17 @@ def _read_digits() -> _Raw:
     return _Raw(*arrays, 10, 16.0, mean, std)
 
 
-@DATASETS.register("digits")
+@register_dataset("digits", (10, 1, 8))
 def _digits(root) -> _Raw:
     return _read_digits()  # bundled with scikit-learn: ``root`` is irrelevant
 
 
-from . import tiny_imagenet  # noqa: E402,F401  (registers "tiny-imagenet"; imports the helpers above)
+@register_dataset("tiny-imagenet", (200, 3, 64))
+def _tiny_imagenet(root) -> _Raw:
+    from . import tiny_imagenet as tin  # the JPEG layout and its cache (Le & Yang 2015)
+
+    found = tin.find(_bases(root))
+    if isinstance(found, str):
+        raise DataNotFoundError(found)
+    a = tin.load_arrays(found.resolve(), tin.stamp(found.resolve()))
+    return _Raw(a["x_train"], a["y_train"], a["x_test"], a["y_test"], tin.NUM_CLASSES, 255.0, tin.MEAN, tin.STD)

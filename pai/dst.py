@@ -14,7 +14,8 @@ Deviations from ``Shiweiliuiiiiiii/In-Time-Over-Parameterization`` (``sparselear
 
 * exact counts: ITOP drops by a ``|w| <= threshold`` rule (ties drop more) and grows by independent
   Bernoulli draws, so its density is constant only in expectation; here both are exact top-k;
-* ``k = round(f_t * kept)`` (the issue's rule) where ITOP takes ``ceil``; ``f_min = 0`` by default
+* ``k = round(f_t * kept)`` (RigL Alg. 1 drops a fraction ``f_t`` of the active weights; we round to
+  the nearest count) where ITOP takes ``ceil``; ``f_min = 0`` by default
   where ITOP's cosine stops at 0.005 (pass ``min_drop_fraction=0.005`` for ITOP's schedule);
 * growth candidates: by default only positions pruned *before* this update (a weight dropped now
   is not regrown at once, so each update explores ``k`` genuinely new positions); ITOP and RigL
@@ -46,21 +47,35 @@ Where the paper may mean something else, reported alongside:
 * ``*_stacked``: that analysis takes one l2 norm over the layer-stacked vector, i.e.
   ``sqrt(sum_l d_l^2)`` rather than a mean;
 * PAGS/PEGS rank masks by ``||v||`` from the origin, which is not a moving distance (not here).
+
+:func:`train_dst` runs one training with the callback and keeps its state next to the trainer's
+checkpoint, so an interrupted run resumes to the same masks: the trainer saves ``checkpoint.pt`` at
+every epoch end *after* the callbacks ran, so the DST state is kept for the last two epoch ends and
+the one at the checkpoint's step is taken on resume.  ``dst.json`` (:meth:`DynamicSparsity.result`)
+follows the trainer's ``result.json``; a finished run whose ``dst.json`` is missing (killed in
+between) gets it rebuilt from the last DST state and the final weights.
 """
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
-from contextlib import contextmanager
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 
-from .masks import Mask, num_total, prunable_parameters
-from .pruners.common import topk_flat
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .data import load_dataset
+from .io import save_json, save_torch
+from .masks import Mask, num_total, prunable_parameters, topk_flat
+from .models import initial_model
+from .rundir import RunDir
 from .seed import torch_generator
+from .threads import torch_threads
+from .train import train
 
 DECAYS = ("cosine", "linear", "constant")
 GROWTHS = ("random", "gradient")
@@ -149,18 +164,6 @@ def layer_distances(a: Mapping[str, List[float]], b: Mapping[str, List[float]]) 
             "valid_layers": len(valid)}
 
 
-@contextmanager
-def _one_thread():
-    """Run the update's many small ops on one CPU thread: each OpenMP fork/join costs milliseconds
-    on a busy machine (measured: 500 ms vs 3 ms per LeNet-5 update at 2 threads vs 1)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _default_spectrum(weight: torch.Tensor, mask: torch.Tensor):
     from .metrics.fullspectrum import full_spectrum
 
@@ -170,7 +173,7 @@ def _default_spectrum(weight: torch.Tensor, mask: torch.Tensor):
 class DynamicSparsity:
     """Trainer callback ``cb(event, state)`` doing SET / ITOP-Rand (or RigL) mask updates.
 
-    Call :meth:`begin` with the initial model before training (:func:`pai.sparse_training.train_dst`
+    Call :meth:`begin` with the initial model before training (:func:`train_dst`
     does it, and saves/resumes the state with a run directory), then
     pass the object in ``pai.train.train(..., mask=mask, callbacks=[dst])``; :meth:`result` gives
     the trajectory, ITOP rate and moving distances once training ended.
@@ -239,15 +242,18 @@ class DynamicSparsity:
 
     def _record(self, weights: Mapping[str, torch.Tensor]) -> Dict[str, List[float]]:
         t0 = time.perf_counter()
-        with _one_thread():
+        with torch_threads(1):
             out = _coordinates(self.spectrum_fn or _default_spectrum, weights, self.mask)
         self.record_seconds += time.perf_counter() - t0
         return out
 
     @torch.no_grad()
     def update(self, state) -> None:
-        """One drop-and-grow of every layer, installed through ``state.set_mask``."""
-        with _one_thread():
+        """One drop-and-grow of every layer, installed through ``state.set_mask``.
+
+        On one CPU thread: each OpenMP fork/join of its many small ops costs milliseconds on a busy
+        machine (measured: 500 ms vs 3 ms per LeNet-5 update at 2 threads vs 1)."""
+        with torch_threads(1):
             self._update(state)
 
     def _update(self, state) -> None:
@@ -335,3 +341,68 @@ class DynamicSparsity:
         self.trajectory, self.initial = list(sd["trajectory"]), sd["initial"]
         self.update_seconds, self.record_seconds = sd["update_seconds"], sd["record_seconds"]
         self.update_cpu_seconds = sd["update_cpu_seconds"]
+
+
+# ----------------------------------------------------------------------------- one DST run
+
+
+def train_dst(config, *, mask: Mask, model=None, data=None, run_dir=None, progress=None, init_state=None,
+              callbacks=None, **dst_options):
+    """``pai.train.train`` with a :class:`DynamicSparsity` callback (options as keywords; ``seed``
+    defaults to the config's).  Its :meth:`~DynamicSparsity.result` goes to ``result.meta["dst"]``
+    and, with ``run_dir``, to ``run_dir/dst.json``; the DST state is saved at every epoch end next
+    to the trainer's checkpoint, so an interrupted run resumes to the same masks.
+    """
+    cfg = TrainConfig.coerce(config)
+    if data is None:
+        data = load_dataset(cfg.dataset, root=cfg.data_root, train_subset=cfg.train_subset,
+                            test_subset=cfg.test_subset, seed=cfg.seed)
+    start = initial_model(cfg.model, data.shape, cfg.seed) if model is None else model
+    if init_state is not None:
+        start.load_state_dict(init_state)
+    dst = DynamicSparsity(mask, **{"seed": cfg.seed, **dst_options})
+    dst.begin(start, total_steps=cfg.epochs * math.ceil(len(data.y_train) / cfg.batch_size))
+    files = RunDir(run_dir) if run_dir is not None else None
+    finished, record, states = _resume_dst(dst, files)
+
+    def save_state(event, state):
+        if event == "epoch_end" and files is not None:
+            states[state.step] = dst.state_dict()
+            for old in sorted(states)[:-2]:  # the trainer's checkpoint is at one of the last two
+                del states[old]
+            save_torch(states, files.dst_state)
+
+    result = train(cfg, mask=mask, model=model, data=data, run_dir=run_dir, progress=progress,
+                   init_state=init_state, callbacks=[dst, save_state, *(callbacks or ())])
+    if record is None:
+        if dst.final is None:  # finished before this call (or resumed at its very end)
+            if finished:
+                dst.load_state_dict(states[max(states)])
+            dst.finish(result.model)
+        record = json.loads(json.dumps(dst.result()))  # the same plain types as a reloaded record
+        if files is not None:
+            save_json(record, files.dst_record)
+    result.meta["dst"] = record
+    return result
+
+
+def _resume_dst(dst: DynamicSparsity, files: Optional[RunDir]):
+    """``(finished, record, states)`` of a run directory: whether training finished, its ``dst.json``
+    record (None until written) and the saved DST states; loads the state a checkpoint resumes from."""
+    if files is None:
+        return False, None, {}
+    finished = ckpt.load_result(files.path) is not None
+    states = torch.load(files.dst_state, map_location="cpu", weights_only=False) if files.dst_state.is_file() else {}
+    record = None
+    if finished and files.dst_record.is_file():
+        record = json.loads(files.dst_record.read_text())
+        if record["options"] != json.loads(json.dumps(dst.options)):
+            raise ValueError(f"{files.path} was trained with DST options {record['options']}, not {dst.options}")
+    elif finished and not states:
+        raise ValueError(f"{files.path} holds a finished run that was not trained with DST; use another run_dir")
+    found = None if finished else ckpt.load_checkpoint(files.path)
+    if found is not None:  # resuming: the DST state saved at the checkpoint's step
+        if found["step"] not in states:
+            raise ValueError(f"{files.path} has a checkpoint at step {found['step']} but no DST state for it")
+        dst.load_state_dict(states[found["step"]])
+    return finished, record, states

@@ -1,48 +1,27 @@
-"""Glue the stage notebooks share: parameters → run specs, a run's mask and model back, captions.
+"""What the stage notebooks read back from finished runs: models, masks, layer tables, mask geometry.
 
 Kept here (not in the notebooks) so a notebook stays "the question, a call into pai, a figure".
+Parameters and spec grids: :mod:`pai.params`; the files of a run: :class:`pai.rundir.RunDir`.
 """
 from __future__ import annotations
 
-import copy
+import math
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 
-from .runs import make_spec, run_id, train_options
+from . import metrics
+from .data import load_dataset, shape
+from .masks import load_mask
+from .models import initial_model
+from .params import StageParams
+from .pruners import get as get_pruner, prune
+from .rundir import RunDir
+from .spec import RunSpec, as_dict, run_id
+from .tables import regime_of
 
-
-class StageParams:
-    """A notebook's parameters (its globals after papermill injected them)."""
-
-    def __init__(self, values: Dict[str, Any]):
-        self.values = {k: v for k, v in values.items() if not k.startswith("_")}
-
-    def __getitem__(self, key):
-        return self.values[key]
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def train(self, model: str) -> Dict[str, Any]:
-        return train_options(self.values, model)
-
-    def epochs(self, model: str) -> int:
-        return int(self.train(model).get("epochs", 0))
-
-
-def stage_params(namespace: Dict[str, Any]) -> StageParams:
-    from .runs import TRAIN_KEYS
-
-    keys = set(TRAIN_KEYS) | {"dataset", "models", "model", "seeds", "densities"}
-    return StageParams({k: namespace[k] for k in keys if k in namespace})
-
-
-def dense_specs(models: Sequence[str], dataset: str, seeds: Iterable[int], params: StageParams) -> List[Dict]:
-    """The unpruned baseline of every model and seed."""
-    return [make_spec(model=m, dataset=dataset, method="dense", density=1.0, prune_seed=s, seed=s,
-                      **params.train(m)) for m in models for s in seeds]
+SpecLike = RunSpec | Mapping[str, Any]
 
 
 def setup_line(dataset: str, models: Sequence[str] | str, params: StageParams, seeds: Sequence[int]) -> str:
@@ -56,84 +35,71 @@ def setup_line(dataset: str, models: Sequence[str] | str, params: StageParams, s
     return f"{dataset}; {', '.join(parts)}; seeds {', '.join(map(str, seeds))}."
 
 
-def model_of_spec(spec: Dict[str, Any]):
-    """The run's model at initialisation (the same seed and architecture ``pai.runs.run_one`` built)."""
-    from .data import load_dataset
-    from .models import create_model
-    from .seed import seed_everything
-
-    cfg = spec["train"]
-    shape = _data_shape(cfg["dataset"])
-    seed_everything(cfg["seed"])
-    return create_model(cfg["model"], num_classes=shape[0], in_channels=shape[1], image_size=shape[2])
+def model_of_spec(spec: SpecLike):
+    """The run's model at initialisation (the seed and architecture :func:`pai.runs.run_one` built)."""
+    cfg = as_dict(spec)["train"]
+    return initial_model(cfg["model"], shape(cfg["dataset"]), cfg["seed"])
 
 
-_SHAPES = {"fashion-mnist": (10, 1, 28), "mnist": (10, 1, 28), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32),
-           "digits": (10, 1, 8)}
+def files_of_run(spec: SpecLike, root: str | Path) -> RunDir:
+    return RunDir(Path(root) / run_id(spec))
 
 
-def _data_shape(name: str):
-    if name not in _SHAPES:
-        raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(_SHAPES)}")
-    return _SHAPES[name]
+def mask_of_run(spec: SpecLike, root: str | Path):
+    return load_mask(files_of_run(spec, root).mask)
 
 
-def mask_of_run(spec: Dict[str, Any], root: str | Path):
-    from .masks import load_mask
-
-    return load_mask(Path(root) / run_id(spec) / "mask.pt")
-
-
-def init_model_of_run(spec: Dict[str, Any], root: str | Path):
+def init_model_of_run(spec: SpecLike, root: str | Path):
     """The model whose weights the run's mask was chosen on (θ_T for PEGS, θ_0 otherwise)."""
     model = model_of_spec(spec)
-    state = Path(root) / run_id(spec) / "init_state.pt"
+    state = files_of_run(spec, root).init_state
     if state.exists():
         model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
     return model
 
 
-def final_model_of_run(spec: Dict[str, Any], root: str | Path):
+def final_model_of_run(spec: SpecLike, root: str | Path):
     model = model_of_spec(spec)
-    model.load_state_dict(torch.load(Path(root) / run_id(spec) / "final.pt", map_location="cpu",
-                                     weights_only=True))
+    model.load_state_dict(torch.load(files_of_run(spec, root).final, map_location="cpu", weights_only=True))
     return model
 
 
-def layer_table_of_run(spec: Dict[str, Any], root: str | Path):
-    """Per-layer metrics (``pai.metrics.layer_metrics``) of a run's mask at initialisation, as a DataFrame."""
+def layer_table_of_run(spec: SpecLike, root: str | Path):
+    """Per-layer metrics (``pai.metrics.layer_metrics``) of a run's mask at initialisation, as a DataFrame,
+    with each layer's channel-level spectral gap (``channel_gap``)."""
     import pandas as pd
 
-    from .metrics import biadjacency, layer_metrics, spectral_gap
-
     mask = mask_of_run(spec, root)
-    table = pd.DataFrame(layer_metrics(init_model_of_run(spec, root), mask))
-    table["channel_gap"] = [spectral_gap(biadjacency(None, mask[k], "channel")) for k in table.layer]
+    table = pd.DataFrame(metrics.layer_metrics(init_model_of_run(spec, root), mask))
+    table["channel_gap"] = [metrics.spectral_gap(metrics.biadjacency(None, mask[k], "channel")) for k in table.layer]
     return table
 
 
-def with_method(spec: Dict[str, Any], **prune) -> Dict[str, Any]:
-    out = copy.deepcopy(spec)
-    out["prune"].update(prune)
-    return out
-
-
-def moving_distance_of_run(spec: Dict[str, Any], root: str | Path) -> float:
+def moving_distance_of_run(spec: SpecLike, root: str | Path) -> float:
     """Full-spectrum moving distance of a finished run: per layer, the ℓ2 distance between the coordinate
     of the mask with its initial weights and with its trained weights, averaged over layers (our reading
     of Hoang et al., NeurIPS 2023; see ``pai.metrics.full_spectrum_distance``).  NaN for a dense run."""
-    import math
-
-    from .metrics import full_spectrum_distance, network_full_spectrum
-
-    if spec["prune"]["method"] == "dense":
+    if as_dict(spec)["prune"]["method"] == "dense":
         return math.nan
     mask = mask_of_run(spec, root)
-    start = network_full_spectrum(init_model_of_run(spec, root), mask)
-    end = network_full_spectrum(final_model_of_run(spec, root), mask)
-    dists = [full_spectrum_distance(start[k], end[k]) for k in start]
+    start = metrics.network_full_spectrum(init_model_of_run(spec, root), mask)
+    end = metrics.network_full_spectrum(final_model_of_run(spec, root), mask)
+    dists = [metrics.full_spectrum_distance(start[k], end[k]) for k in start]
     dists = [d for d in dists if math.isfinite(d)]
     return float(sum(dists) / len(dists)) if dists else math.nan
+
+
+def add_full_spectrum_columns(table, results: List[Dict[str, Any]], root: str | Path):
+    """The full-spectrum notebook's table: ``generator`` (PAGS/PEGS: the pruner they sample from; else
+    the method itself) and, for static runs, the ``moving_distance`` of :func:`moving_distance_of_run`
+    (DST runs keep the one ``pai.dst`` recorded).  ``table`` is ``write_tables(results, ...)``."""
+    table = table.copy()
+    table["generator"] = [r["spec"]["prune"]["options"].get("generator", r["spec"]["prune"]["method"])
+                          for r in results]
+    static = table.regime == "static"
+    table.loc[static, "moving_distance"] = [moving_distance_of_run(r["spec"], root)
+                                            for r, st in zip(results, static) if st]
+    return table
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
@@ -141,18 +107,10 @@ def mask_geometry(model_name: str, dataset: str, method: str, density: float, *,
     """Prune one freshly initialised model and measure the mask's path/node geometry (no training):
     log10 effective paths, ln effective nodes (as Pham et al. plot them), log10 path-kernel trace, and the
     per-layer width (fraction of output units with a kept weight)."""
-    import math
-
-    from . import metrics
-    from .pruners import get, prune
-
-    cls, ch, size = _data_shape(dataset)
     data = None
-    if getattr(get(method), "needs_data", False):
-        from .data import load_dataset
-
+    if getattr(get_pruner(method), "needs_data", False):
         data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed)
-    model = model_of_spec({"train": {"dataset": dataset, "model": model_name, "seed": seed}})
+    model = initial_model(model_name, shape(dataset), seed)
     mask = prune(model, method, density, seed=seed, data=data, **options)
     nodes = metrics.effective_nodes(model, mask)
     widths = metrics.layer_width(mask)
@@ -162,6 +120,15 @@ def mask_geometry(model_name: str, dataset: str, method: str, density: float, *,
             "effective_nodes": nodes["total"],
             "log10_path_kernel_trace": float(metrics.path_kernel_trace(model, mask, log=True)),
             "layers": list(widths), "width_fraction": [w["out"] / w["out_total"] for w in widths.values()]}
+
+
+def geometry_table(models: Sequence[str], methods: Sequence[str], densities: Sequence[float], dataset: str, *,
+                   seed: int = 0, data_subset: int | None = None):
+    """:func:`mask_geometry` of every (model, method, density), as a DataFrame in that loop order."""
+    import pandas as pd
+
+    return pd.DataFrame([mask_geometry(net, dataset, m, d, seed=seed, data_subset=data_subset)
+                         for net in models for m in methods for d in densities])
 
 
 def itop_trajectory(result: Dict[str, Any]):
@@ -178,3 +145,20 @@ def itop_trajectory(result: Dict[str, Any]):
         rows.append({"step": entry["step"], "delta_r": means[0], "lambda": means[1], "it_delta_r": means[2],
                      "it_lambda": means[3], "distance": entry.get("distance"), "itop_rate": entry.get("itop_rate")})
     return pd.DataFrame(rows)
+
+
+def itop_trajectories(results: List[Dict[str, Any]], *, seed: int) -> Dict[float, Any]:
+    """``{target density: itop_trajectory}`` of the DST runs trained with ``seed``, in the order given."""
+    return {r["spec"]["prune"]["density"]: itop_trajectory(r) for r in results
+            if regime_of(r["spec"]) == "dst" and r["spec"]["train"]["seed"] == seed}
+
+
+def training_curves(results: List[Dict[str, Any]], *, methods: Sequence[str], density: float, seed: int,
+                    epochs: int) -> Dict[str, List[Dict[str, float]]]:
+    """``{method: the first epochs of its history}`` of the runs at ``density`` trained with ``seed``."""
+    out = {}
+    for r in results:
+        p = r["spec"]["prune"]
+        if p["method"] in methods and math.isclose(p["density"], density) and r["spec"]["train"]["seed"] == seed:
+            out[p["method"]] = r["train"]["history"][:epochs]
+    return out

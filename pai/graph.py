@@ -119,6 +119,19 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
         if input_shape is None:
             raise ValueError("build_graph needs input_shape=(C, H, W) for a model without .input_shape")
     input_shape = tuple(int(s) for s in input_shape)
+    layers = _layers_of(_shaped_trace(model, input_shape), allow_grouped)
+    for layer in layers:  # successor lists: consumers in forward order, then the output
+        for e in layer.preds:
+            if e.src != INPUT:
+                layers[e.src].succs.append(e)
+    for layer in layers:
+        layer.succs.sort(key=lambda e: (e.dst == OUTPUT, e.dst))
+    _mark_shortcuts(layers)
+    return LayerGraph(layers, input_shape)
+
+
+def _shaped_trace(model: nn.Module, input_shape: Tuple[int, int, int]) -> fx.GraphModule:
+    """``torch.fx`` trace of ``model`` with every node's output shape (one eval-mode batch-1 pass)."""
     gm = fx.symbolic_trace(model)
     was_training = model.training
     gm.eval()
@@ -126,10 +139,14 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
         p = next(model.parameters())
         ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device))
     model.train(was_training)
-    modules = dict(gm.named_modules())
+    return gm
 
+
+def _layers_of(gm: fx.GraphModule, allow_grouped: bool = False) -> List[LayerNode]:
+    """Walk the traced nodes in order, tracking per node the set of (source layer, skip, flatten factor)
+    its value derives from; a prunable module becomes a layer fed by its argument's sources."""
+    modules = dict(gm.named_modules())
     layers: List[LayerNode] = []
-    # Per fx node: the set of (source layer index, skip, flatten factor) its value derives from.
     sources: Dict[fx.Node, frozenset] = {}
     ancestors: Dict[int, set] = {}
 
@@ -143,9 +160,8 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
         if node.op == "placeholder":
             sources[node] = frozenset({(INPUT, False, 1)})
         elif node.op == "call_module" and isinstance(modules[node.target], PRUNABLE_TYPES):
-            module = modules[node.target]
             idx = len(layers)
-            layer = _make_layer(idx, node, module, allow_grouped)
+            layer = _make_layer(idx, node, modules[node.target], allow_grouped)
             for src, skip, flat in sorted(node_sources(node.args[0])):
                 layer.preds.append(Edge(src, idx, skip, flat))
             ancestors[idx] = set().union(*[{e.src} | ancestors.get(e.src, set()) for e in layer.preds])
@@ -153,36 +169,32 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
             sources[node] = frozenset({(idx, False, 1)})
         elif _is_flatten(node, modules):
             in_meta = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) else None
-            factor = 1
-            if in_meta is not None and len(in_meta.shape) == 4:
-                factor = int(in_meta.shape[2] * in_meta.shape[3])
+            spatial = in_meta is not None and len(in_meta.shape) == 4
+            factor = int(in_meta.shape[2] * in_meta.shape[3]) if spatial else 1
             sources[node] = frozenset((s, k, f * factor) for s, k, f in node_sources(node.args))
         elif _is_add(node):
-            operands = [a for a in node.args if isinstance(a, fx.Node)]
-            merged = set()
-            for a in operands:
-                others = [b for b in operands if b is not a]
-                other_layers = {s for b in others for s, _, _ in sources.get(b, ())}
-                for s, skip, flat in sources.get(a, ()):
-                    # ``a`` skips over the other branch's layers if its source feeds into them.
-                    bypass = any(s == INPUT or s in ancestors.get(o, ()) for o in other_layers if o != INPUT)
-                    merged.add((s, skip or bypass, flat))
-            sources[node] = frozenset(merged)
+            sources[node] = _merged_sources(node, sources, ancestors)
         elif node.op == "output":
             for src, skip, flat in sorted(node_sources(node.args)):
                 if src != INPUT:
                     layers[src].succs.append(Edge(src, OUTPUT, skip, flat))
         else:
             sources[node] = node_sources((node.args, node.kwargs))
+    return layers
 
-    for layer in layers:  # successor lists: consumers in forward order, then the output
-        for e in layer.preds:
-            if e.src != INPUT:
-                layers[e.src].succs.append(e)
-    for layer in layers:
-        layer.succs.sort(key=lambda e: (e.dst == OUTPUT, e.dst))
-    _mark_shortcuts(layers)
-    return LayerGraph(layers, input_shape)
+
+def _merged_sources(node: fx.Node, sources: Dict[fx.Node, frozenset], ancestors: Dict[int, set]) -> frozenset:
+    """The sources of a sum: each operand's, marked ``skip`` where it bypasses the other branch's layers."""
+    operands = [a for a in node.args if isinstance(a, fx.Node)]
+    merged = set()
+    for a in operands:
+        others = [b for b in operands if b is not a]
+        other_layers = {s for b in others for s, _, _ in sources.get(b, ())}
+        for s, skip, flat in sources.get(a, ()):
+            # ``a`` skips over the other branch's layers if its source feeds into them.
+            bypass = any(s == INPUT or s in ancestors.get(o, ()) for o in other_layers if o != INPUT)
+            merged.add((s, skip or bypass, flat))
+    return frozenset(merged)
 
 
 def _node_args(arg):

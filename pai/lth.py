@@ -28,16 +28,20 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from .masks import Mask, density, layer_densities, ones_mask, prunable_parameters, save_mask
-from .pruners.common import topk_global, topk_layer
+from .config import TrainConfig
+from .data import load_dataset
+from .io import save_json, save_torch
+from .masks import (Mask, density, layer_densities, ones_mask, prunable_parameters, save_mask, topk_global,
+                    topk_layer)
+from .models import initial_model
+from .rundir import RunDir
+from .train import train
 
 SCOPES = ("global", "layer")
-REWIND_FILE, SUMMARY_FILE = "rewind.pt", "lth.json"
 
 
 @dataclass
@@ -107,23 +111,12 @@ def lottery_ticket(config, *, rounds: Optional[int] = None, density_target: Opti
     ``run_dir/round_NN/`` (resumable, reused when finished) next to its ``mask.pt``, ``theta_k``
     goes to ``run_dir/rewind.pt`` and a summary of the rounds so far to ``run_dir/lth.json``.
     """
-    from . import checkpoint as ckpt
-    from .data import load_dataset
-    from .sparse_training import build_model
-    from .io import save_json, save_torch
-    from .train import train
-
-    cfg = config if isinstance(config, ckpt.TrainConfig) else ckpt.TrainConfig.from_dict(dict(config))
-    if not 0.0 < rate < 1.0:
-        raise ValueError(f"rate (fraction of the remaining weights pruned per round) must be in (0, 1), got {rate}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if not isinstance(rewind_iteration, int) or rewind_iteration < 0:
-        raise ValueError(f"rewind_iteration must be an int >= 0 (0 = the initialization), got {rewind_iteration!r}")
+    cfg = TrainConfig.coerce(config)
+    _check_options(rate, scope, rewind_iteration)
     if data is None:
         data = load_dataset(cfg.dataset, root=cfg.data_root, train_subset=cfg.train_subset,
                             test_subset=cfg.test_subset, seed=cfg.seed)
-    template = build_model(cfg, data) if model is None else model
+    template = initial_model(cfg.model, data.shape, cfg.seed) if model is None else model
     start = (ones_mask(template) if mask is None
              else {k: torch.as_tensor(v).to(torch.bool).cpu() for k, v in mask.items()})
     d0 = density(start)
@@ -134,45 +127,60 @@ def lottery_ticket(config, *, rounds: Optional[int] = None, density_target: Opti
     if not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"rounds must be an int >= 0, got {rounds!r}")
     floor = 0.0 if density_target is None else float(density_target) / d0
-    run_dir = Path(run_dir) if run_dir is not None else None
-    rewind = None
-    if rewind_iteration == 0:
-        rewind = {k: v.detach().to("cpu", copy=True) for k, v in template.state_dict().items()}
-    elif run_dir is not None and (run_dir / REWIND_FILE).is_file():
-        saved = torch.load(run_dir / REWIND_FILE, map_location="cpu", weights_only=True)
-        if saved["rewind_iteration"] != rewind_iteration:
-            raise ValueError(f"{run_dir / REWIND_FILE} holds theta_{saved['rewind_iteration']}, not "
-                             f"theta_{rewind_iteration}; use another run_dir or delete it")
-        rewind = saved["state"]
-
-    def capture(event, state):  # theta_k: the weights after k steps of round 0
-        nonlocal rewind
-        if event == "step_end" and state.step == rewind_iteration and rewind is None:
-            rewind = {k: v.detach().to("cpu", copy=True) for k, v in state.model.state_dict().items()}
-            if run_dir is not None:
-                save_torch({"rewind_iteration": rewind_iteration, "state": rewind}, run_dir / REWIND_FILE)
-
-    out: List[TicketRound] = []
-    current = start
+    files = RunDir(run_dir) if run_dir is not None else None
+    rewind = _Rewind(rewind_iteration, template, files)
     options = {"rate": rate, "scope": scope, "rewind_iteration": rewind_iteration, "rounds": rounds,
                "density_target": density_target, "start_density": d0}
+    out: List[TicketRound] = []
+    current = start
     for r in range(rounds + 1):
-        sub = None if run_dir is None else run_dir / f"round_{r:02d}"
+        sub = None if files is None else files.round(r)
         if r > 0:
-            if rewind is None:
+            if rewind.state is None:
                 raise ValueError(f"rewind_iteration={rewind_iteration} exceeds the {out[0].result.meta['steps']} "
                                  "steps of the first training (or its run_dir lacks rewind.pt)")
             keep = keep_counts(start, max((1.0 - rate) ** r, floor), scope)
             current = magnitude_prune(prunable_parameters(out[-1].result.model), current, keep, scope)
         if sub is not None:
-            save_mask(current, sub / "mask.pt", meta={"round": r, "rate": rate, "scope": scope,
-                                                      "rewind_iteration": rewind_iteration})
-        extra = [capture] if r == 0 and rewind is None else []
+            save_mask(current, sub.mask, meta={"round": r, "rate": rate, "scope": scope,
+                                               "rewind_iteration": rewind_iteration})
+        extra = [rewind] if r == 0 and rewind.state is None else []
         dense = r == 0 and mask is None  # no mask at all: round 0 is exactly a plain dense run
-        result = train(cfg, mask=None if dense else current, data=data, run_dir=sub,
+        result = train(cfg, mask=None if dense else current, data=data, run_dir=None if sub is None else sub.path,
                        model=copy.deepcopy(template) if model is not None else None, progress=progress,
-                       init_state=None if r == 0 else rewind, callbacks=[*extra, *(callbacks or ())])
+                       init_state=None if r == 0 else rewind.state, callbacks=[*extra, *(callbacks or ())])
         out.append(TicketRound(r, current, result))
-        if run_dir is not None:
-            save_json({"options": options, "rounds": [t.summary() for t in out]}, run_dir / SUMMARY_FILE)
+        if files is not None:
+            save_json({"options": options, "rounds": [t.summary() for t in out]}, files.lth_summary)
     return out
+
+
+def _check_options(rate: float, scope: str, rewind_iteration: int) -> None:
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate (fraction of the remaining weights pruned per round) must be in (0, 1), got {rate}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if not isinstance(rewind_iteration, int) or rewind_iteration < 0:
+        raise ValueError(f"rewind_iteration must be an int >= 0 (0 = the initialization), got {rewind_iteration!r}")
+
+
+class _Rewind:
+    """``theta_k``: the initialisation (k = 0), else ``rewind.pt`` of an earlier call, else captured
+    as a trainer callback after k optimizer steps of round 0 (and saved to ``rewind.pt``)."""
+
+    def __init__(self, k: int, template: torch.nn.Module, files: Optional[RunDir]):
+        self.k, self.files, self.state = k, files, None
+        if k == 0:
+            self.state = {n: v.detach().to("cpu", copy=True) for n, v in template.state_dict().items()}
+        elif files is not None and files.rewind.is_file():
+            saved = torch.load(files.rewind, map_location="cpu", weights_only=True)
+            if saved["rewind_iteration"] != k:
+                raise ValueError(f"{files.rewind} holds theta_{saved['rewind_iteration']}, not "
+                                 f"theta_{k}; use another run_dir or delete it")
+            self.state = saved["state"]
+
+    def __call__(self, event: str, state) -> None:
+        if event == "step_end" and state.step == self.k and self.state is None:
+            self.state = {n: v.detach().to("cpu", copy=True) for n, v in state.model.state_dict().items()}
+            if self.files is not None:
+                save_torch({"rewind_iteration": self.k, "state": self.state}, self.files.rewind)

@@ -36,7 +36,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .data import DATASETS, DataNotFoundError, _bases, _Raw
 from .io import atomic_write
 
 NUM_CLASSES = 200
@@ -233,10 +232,12 @@ def load_arrays(folder: Path, key: str) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def find(root=None) -> Path:
-    """The first Tiny-ImageNet folder under ``root``, ``$PAI_DATA``, ``./data`` (as ``tiny-imagenet-200/``
-    or the folder itself); :class:`~pai.data.DataNotFoundError` listing the places and the fix."""
-    looked = [b / s if s else b for b in _bases(root) for s in (FOLDER, "")]
+def find(bases: Sequence[Path]) -> Path | str:
+    """The first Tiny-ImageNet folder under one of ``bases`` (as ``tiny-imagenet-200/`` or the folder
+    itself), else the message :class:`~pai.data.DataNotFoundError` raises: the places looked and the fix.
+    ``pai.data`` supplies the bases (``root``, ``$PAI_DATA``, ``./data``) and raises, so this reader of the
+    format imports nothing of ``pai.data``."""
+    looked = [b / s if s else b for b in bases for s in (FOLDER, "")]
     for d in looked:
         if is_complete(d):
             return d
@@ -245,11 +246,4 @@ def find(root=None) -> Path:
         missing = [n for n in ("wnids.txt", "train/", "val/") if not (d / n).exists()]
         note = f"  (exists but lacks {', '.join(missing)})" if d.is_dir() and d.name == FOLDER else ""
         lines.append(f"  - {d}{note}")
-    raise DataNotFoundError("dataset 'tiny-imagenet' not found. Looked in:\n" + "\n".join(lines) + "\n" + HELP)
-
-
-@DATASETS.register("tiny-imagenet")
-def _tiny_imagenet(root) -> _Raw:
-    folder = find(root).resolve()
-    a = load_arrays(folder, stamp(folder))
-    return _Raw(a["x_train"], a["y_train"], a["x_test"], a["y_test"], NUM_CLASSES, 255.0, MEAN, STD)
+    return "dataset 'tiny-imagenet' not found. Looked in:\n" + "\n".join(lines) + "\n" + HELP

@@ -27,7 +27,7 @@ import dataclasses
 import math
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -40,11 +40,14 @@ from torch import nn
 from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
 
 from . import checkpoint as ckpt
-from .checkpoint import SCHEDULES, TrainConfig, TrainResult  # noqa: F401  (public API of pai.train)
+from .checkpoint import TrainResult
+from .config import SCHEDULES, TrainConfig  # noqa: F401  (public API of pai.train)
 from .data import augment, iterate_batches, load_dataset
 from .masks import Mask, check_mask, load_mask, prunable_parameters
-from .models import create_model
+from .models import initial_model
+from .rundir import RunDir
 from .seed import seed_everything, torch_generator
+from .threads import torch_threads
 
 Callback = Callable[[str, "TrainState"], None]
 
@@ -108,17 +111,16 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
     it is not part of the run's identity), ``init_state`` (a ``state_dict`` loaded before the
     mask is applied: lottery-ticket rewinding, PEGS).  Returns the result with ``.model`` set.
     """
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if cfg.device == "auto" else cfg.device)
+    cfg = TrainConfig.coerce(config)
+    device = cfg.torch_device()
     run_dir = Path(run_dir) if run_dir is not None else None
     fp = ckpt.fingerprint(mask=mask, init_state=init_state,
                           model_state=None if model is None else model.state_dict())
     done = ckpt.load_result(run_dir)
     if done is not None:
-        ckpt.check_same_run(run_dir / ckpt.RESULT, done["config"], done["meta"]["fingerprint"], cfg.to_dict(), fp)
+        ckpt.check_same_run(RunDir(run_dir).result, done["config"], done["meta"]["fingerprint"], cfg.to_dict(), fp)
         return ckpt.load_finished(done, run_dir, model, device)
-    with _threads(cfg.threads):
+    with torch_threads(cfg.threads):
         return _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, list(callbacks or ()))
 
 
@@ -126,10 +128,10 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
     if data is None:
         data = load_dataset(cfg.dataset, root=cfg.data_root, device=device, train_subset=cfg.train_subset,
                             test_subset=cfg.test_subset, seed=cfg.seed)
-    seed_everything(cfg.seed)  # the initialisation (and any dropout) depends on the seed alone
-    if model is None:
-        model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
-                             image_size=data.image_size)
+    if model is None:  # the initialisation (and any dropout) depends on the seed alone
+        model = initial_model(cfg.model, data.shape, cfg.seed)
+    else:
+        seed_everything(cfg.seed)
     model.to(device)
     if device.type == "cuda" and cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -140,7 +142,7 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
     state.set_mask(mask)
     found = ckpt.load_checkpoint(run_dir)
     if found is not None:
-        ckpt.check_same_run(run_dir / ckpt.CHECKPOINT, found["config"], found["fingerprint"], cfg.to_dict(), fp)
+        ckpt.check_same_run(RunDir(run_dir).checkpoint, found["config"], found["fingerprint"], cfg.to_dict(), fp)
         model.load_state_dict(found["model"])
         opt.load_state_dict(found["optimizer"])
         state.history, state.epoch, state.step = list(found["history"]), found["epoch"], found["step"]
@@ -267,17 +269,6 @@ def _sgd(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
         return torch.optim.SGD(model.parameters(), **kw)
 
 
-@contextmanager
-def _threads(n: Optional[int]):
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 # ----------------------------------------------------------------------------- command line
 
 
@@ -317,7 +308,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n = len(r.history)
     print(f"{cfg.model} on {cfg.dataset}: final test acc {r.final_test_acc:.4f} (best {r.best_test_acc:.4f}) after "
           f"{n} epoch{'s' * (n != 1)}, density {r.density:.4g}, {r.images_per_s:,.0f} img/s, {r.wall_time_s:.1f} s "
-          f"-> {out / ckpt.RESULT}")
+          f"-> {RunDir(out).result}")
     return 0
 
 

@@ -11,7 +11,7 @@ import torch
 from pai.dst import DynamicSparsity, drop_and_grow, drop_fraction_at, layer_distances
 from pai.masks import prunable_parameters
 from pai.models import create_model
-from pai.sparse_training import train_dst
+from pai.dst import train_dst
 from pai.train import TrainConfig, train
 
 torch.set_num_threads(1)

@@ -99,10 +99,10 @@ def _dvc(*args):
 def test_dvc_pipeline_is_valid():
     dag = _dvc("dag")
     assert dag.returncode == 0, dag.stderr
-    for stage in (*STAGES, "figure_index"):
+    for stage in (*(f"notebook@{s}" for s in STAGES), "figure_index"):
         assert stage in dag.stdout
     status = _dvc("status")
     assert status.returncode == 0, status.stderr
     # a dry run resolves every stage's params and deps (a malformed params entry fails only here)
-    dry = _dvc("repro", "--dry", "--single-item", *STAGES)
+    dry = _dvc("repro", "--dry", "--single-item", *(f"notebook@{s}" for s in STAGES))
     assert dry.returncode == 0, dry.stderr

@@ -46,10 +46,10 @@ def test_reporter_choice(capsys):
 
 def test_local_executor_prints_a_line_per_run(tmp_path, capsys, monkeypatch):
     """The executor's hook: every finished run reports (run_one replaced by a stub)."""
-    from pai import executors, runs
+    from pai import executors
 
-    monkeypatch.setattr(runs, "run_one", lambda spec, root, progress=False: {"spec": spec})
-    out = executors.local_executor([{"i": i} for i in range(3)], str(tmp_path), workers=1)
+    out = executors.local_executor(lambda spec: {"spec": spec}, [{"i": i} for i in range(3)], workers=1,
+                                   desc="runs")
     assert [o["spec"]["i"] for o in out] == [0, 1, 2]
     err = capsys.readouterr().err.splitlines()
     assert [line.split(" |")[0] for line in err] == ["runs 1/3 (1 cached)", "runs 2/3 (2 cached)",

@@ -11,7 +11,7 @@ from torch import nn
 from pai import masks as M
 from pai.pruners import allocation, prune
 from pai.pruners import cli, saliency, synflow
-from pai.pruners.common import threshold_mask_official, topk_flat, topk_global
+from pai.masks import threshold_mask_official, topk_flat, topk_global
 from pai.pruners.random import shuffle_layerwise
 
 METHODS = ["random", "random-er", "random-erk", "magnitude", "snip", "grasp", "synflow", "synflow-l2", "shuffle"]

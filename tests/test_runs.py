@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from pai import runs
+from pai.data import shape
+from pai.models import initial_model
 
 TINY = dict(model="lenet-300-100", dataset="digits", epochs=1, batch_size=64, lr=0.05, threads=1,
             schedule="constant")
@@ -24,16 +26,16 @@ def test_run_id_is_pinned():
 
 def test_spec_order_does_not_matter_and_values_do():
     a = spec()
-    b = json.loads(json.dumps(a, sort_keys=True))
-    assert runs.run_id(a) == runs.run_id(b)
+    b = json.loads(json.dumps(a.to_dict(), sort_keys=True))
+    assert runs.run_id(a) == runs.run_id(b) == runs.run_id(runs.RunSpec.from_dict(b))
     assert runs.run_id(a) != runs.run_id(spec(density=0.3))
 
 
 def test_finished_run_is_a_cache_hit(tmp_path, monkeypatch):
     s = spec()
     first = runs.run_one(s, tmp_path)
-    assert (tmp_path / runs.run_id(s) / "mask.pt").exists()
-    assert (tmp_path / runs.run_id(s) / "final.pt").exists()
+    assert runs.run_dir(s, tmp_path).mask.exists()
+    assert runs.run_dir(s, tmp_path).final.exists()
 
     def boom(*a, **k):
         raise AssertionError("a finished run must not train again")
@@ -84,6 +86,12 @@ def test_ray_executor_matches_local(tmp_path):
     assert [_learning(r) for r in local] == [_learning(r) for r in ray]
 
 
+def test_executors_map_any_function():
+    from pai.executors import get_executor
+
+    assert get_executor("local")(abs, [-1, 2, -3], progress=False) == [1, 2, 3]
+
+
 def test_unknown_executor_lists_valid_names(tmp_path):
     with pytest.raises(KeyError, match="local"):
         runs.sweep([spec()], tmp_path, executor="slurm")
@@ -107,6 +115,100 @@ def test_metrics_table_keeps_every_run_and_writes_valid_json(tmp_path):
 def test_prune_time_survives_a_resume(tmp_path):
     s = spec()
     first = runs.run_one(s, tmp_path)
-    (tmp_path / runs.run_id(s) / runs.RECORD).unlink()  # as if killed after training, before the record
+    runs.run_dir(s, tmp_path).record.unlink()  # as if killed after training, before the record
     again = runs.run_one(s, tmp_path)
     assert again["prune_seconds"] == first["prune_seconds"]
+
+
+# Ids computed with the code before the typed RunSpec (commit 66a50b0, make_spec returning dicts): the
+# refactor must leave every cached run directory reachable.
+_T = dict(epochs=5, batch_size=128, lr=0.05, weight_decay=5e-4, schedule="cosine", train_subset=None)
+PINNED = [
+    ("5737f75521d5ba72", dict(model="lenet-300-100", dataset="fashion-mnist", method="random", density=0.1,
+                              prune_seed=0, seed=0, **_T)),
+    ("a0f0536273641045", dict(model="lenet5", dataset="fashion-mnist", method="rreg", density=0.05, prune_seed=1,
+                              seed=1, prune_options={"allocation": "uniform"}, epochs=3, train_subset=15000, lr=0.05,
+                              weight_decay=5e-4, schedule="cosine")),
+    ("c5c4d4f84597e236", dict(model="vgg11-w0.25", dataset="cifar10", method="xnet", density=1.0, prune_seed=0, seed=0,
+                              prune_options={"degree": 4}, epochs=10, milestones=(0.5, 0.75))),
+    ("f160d56cc7115aff", dict(model="lenet-300-100", dataset="fashion-mnist", prune_seed=1, seed=1, **_T)),
+    ("1e194a7a9fe3cb93", dict(model="lenet-300-100", dataset="fashion-mnist", method="pegs", density=0.01,
+                              prune_seed=0, seed=0, prune_options={"generator": "snip", "candidates": 20,
+                                                                   "pretrain_iterations": 200}, **_T)),
+    ("66013d1e5e0e4105", dict(model="lenet-300-100", dataset="fashion-mnist", method="random-erk", density=0.05,
+                              prune_seed=1, seed=1, regime="dst",
+                              regime_options={"update_interval": 100, "drop_fraction": 0.5}, **_T)),
+    ("03b1dbd044d6db91", dict(model="lenet-300-100", dataset="fashion-mnist", method="dense", density=0.01,
+                              prune_seed=0, seed=0, regime="lth", regime_options={"rate": 0.4, "rewind_iteration": 0},
+                              **_T)),
+    ("aa10bd59b20686c0", dict(model="lenet5", dataset="digits", method="snip", density=0.2, prune_seed=0, seed=0,
+                              threads=1, data_root="/tmp/x", metrics=False)),  # how-to-run fields are not in the id
+]
+
+
+@pytest.mark.parametrize("expected,kwargs", PINNED, ids=[k["method"] if "method" in k else "dense" for _, k in PINNED])
+def test_run_ids_of_existing_specs_are_pinned(expected, kwargs):
+    s = runs.make_spec(**kwargs)
+    assert runs.run_id(s) == s.id == expected
+    assert runs.run_id(s.to_dict()) == expected  # the JSON form (spec.json, run.json) hashes the same
+    assert runs.RunSpec.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_spec_json_form_is_the_historical_one():
+    s = runs.make_spec(model="lenet5", dataset="digits", method="random-erk", density=0.1, regime="dst",
+                       regime_options={"update_interval": 4})
+    d = s.to_dict()
+    assert set(d) == {"train", "metrics", "prune", "regime"} and d["regime"] == {"kind": "dst",
+                                                                                  "options": {"update_interval": 4}}
+    assert d["prune"] == {"method": "random-erk", "density": 0.1, "seed": 0, "options": {}}
+    assert "regime" not in runs.make_spec(model="lenet5", dataset="digits").to_dict()  # static: absent
+
+
+def test_a_mapping_spec_hashes_as_given(tmp_path):
+    partial = {"train": {**TINY, "seed": 0}, "prune": {"method": "random", "density": 0.2, "seed": 0, "options": {}}}
+    assert runs.run_id(partial) != runs.run_id(runs.RunSpec.from_dict(partial))  # defaults would change it
+    out = runs.run_one(partial, tmp_path)
+    assert out["run_id"] == runs.run_id(partial) and (tmp_path / runs.run_id(partial) / "run.json").exists()
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="dense"):
+        spec(regime="lth")
+    with pytest.raises(KeyError, match="static"):
+        spec(regime="bogus")
+    with pytest.raises(ValueError, match="no options"):
+        spec(regime_options={"rate": 0.5})
+
+
+def test_dst_regime_runs_resumes_and_records_its_columns(tmp_path):
+    s = spec(method="random-erk", density=0.2, regime="dst", regime_options={"update_interval": 4})
+    first = runs.run_one(s, tmp_path)
+    assert first["train"]["meta"]["dst"]["updates"] > 0
+    rd = runs.run_dir(s, tmp_path)
+    assert rd.dst_record.exists() and rd.dst_state.exists()
+    rd.record.unlink()  # killed after training: the trainer's result and dst.json are reused
+    again = runs.run_one(s, tmp_path)
+    assert again["train"]["final_test_acc"] == first["train"]["final_test_acc"]
+    row = runs.flatten_result(again)
+    assert row["method"] == "itop" and row["generator"] == "random-erk" and row["itop_rate"] > 0.2
+
+
+def test_lth_regime_prunes_to_the_target_and_saves_the_ticket(tmp_path):
+    s = spec(method="dense", density=0.2, regime="lth", regime_options={"rate": 0.6})
+    out = runs.run_one(s, tmp_path)
+    rd = runs.run_dir(s, tmp_path)
+    assert [r["round"] for r in out["lth_rounds"]] == [0, 1, 2]
+    assert out["density"] == pytest.approx(0.2, abs=1e-3) and out["metrics"]
+    assert rd.mask.exists() and rd.final.exists() and rd.lth.is_dir()
+    assert runs.flatten_result(out)["method"] == "lth"
+
+
+def test_a_pruner_that_returns_its_state_gets_it_saved(tmp_path):
+    s = spec(method="pegs", density=0.2, prune_options={"generator": "random", "candidates": 2,
+                                                       "pretrain_iterations": 3})
+    out = runs.run_one(s, tmp_path)
+    rd = runs.run_dir(s, tmp_path)
+    assert rd.init_state.exists() and out["metrics"]
+    trained_from = torch.load(rd.init_state, weights_only=True)
+    init = initial_model(TINY["model"], shape("digits"), 0).state_dict()
+    assert any(not torch.equal(trained_from[k], init[k]) for k in init)  # θ_T, not θ_0

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from pai import checkpoint as ckpt
+from pai.rundir import RunDir
 from pai.masks import prunable_parameters, save_mask
 from pai.models import create_model
 from pai.train import TrainConfig, TrainResult, main, train
@@ -122,8 +122,8 @@ def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path):
     run = tmp_path / "cut"
     with pytest.raises(Stop):
         train(_cfg(epochs=3, augment=True), mask=mask, run_dir=run, callbacks=[interrupt], progress=False)
-    assert not (run / ckpt.RESULT).exists()
-    assert torch.load(run / ckpt.CHECKPOINT, weights_only=True)["epoch"] == 1
+    assert not RunDir(run).result.exists()
+    assert torch.load(RunDir(run).checkpoint, weights_only=True)["epoch"] == 1
     steps = []
     resumed = train(_cfg(epochs=3, augment=True), mask=mask, run_dir=run, progress=False,
                     callbacks=[lambda e, s: steps.append(s.epoch) if e == "epoch_end" else None])
@@ -135,7 +135,8 @@ def test_resume_after_interruption_equals_the_uninterrupted_run(tmp_path):
 
 def test_finished_run_is_returned_from_disk_without_training(tmp_path):
     first = train(_cfg(epochs=2), run_dir=tmp_path, progress=False)
-    assert {p.name for p in tmp_path.iterdir()} == {ckpt.CHECKPOINT, ckpt.FINAL, ckpt.RESULT}
+    files = RunDir(tmp_path)
+    assert set(tmp_path.iterdir()) == {files.checkpoint, files.final, files.result}
 
     def no_training(event, state):
         raise AssertionError("trained again")
@@ -156,9 +157,9 @@ def test_checkpoint_of_another_config_is_an_error(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(epochs=3, lr=0.05), run_dir=tmp_path, callbacks=[stop], progress=False)
-    assert not (tmp_path / ckpt.CHECKPOINT).exists()  # epoch_end callbacks run before the checkpoint
+    assert not RunDir(tmp_path).checkpoint.exists()  # epoch_end callbacks run before the checkpoint
     train(_cfg(epochs=1, lr=0.05), run_dir=tmp_path / "one", progress=False)
-    (tmp_path / "one" / ckpt.RESULT).unlink()  # leave only the checkpoint of a 1-epoch run
+    RunDir(tmp_path / "one").result.unlink()  # leave only the checkpoint of a 1-epoch run
     with pytest.raises(ValueError, match=r"lr: 0\.05 there, 0\.1 now"):
         train(_cfg(epochs=1), run_dir=tmp_path / "one", progress=False)
 

@@ -24,7 +24,8 @@ from typing import Optional, Sequence
 import torch
 
 from ..data import load_dataset
-from ..sparse_training import build_model, train_dst
+from ..dst import train_dst
+from ..models import initial_model
 from ..pruners import prune
 from ..train import TrainConfig, train
 
@@ -55,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = TrainConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, batch_size=128, device=a.device,
                       threads=a.threads, train_subset=a.train_subset, test_subset=2000, schedule="constant")
     data = load_dataset(cfg.dataset, train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
-    mask = prune(build_model(cfg, data), "random-erk", a.density, seed=0)
+    mask = prune(initial_model(cfg.model, data.shape, cfg.seed), "random-erk", a.density, seed=0)
     steps = cfg.epochs * math.ceil(len(data.y_train) / cfg.batch_size)
     print(f"{a.model} on {a.dataset}: {len(data.y_train)} images x {a.epochs} epoch(s) = {steps} steps, "
           f"random-ERK density {a.density}, update every {a.update_interval} steps, growth {a.growth}, "

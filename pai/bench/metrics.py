@@ -1,7 +1,7 @@
 """``python -m pai.bench metrics``: wall-clock of the graph/path metrics against targets and official code.
 
 CIFAR shapes (3x32x32, 10 classes), seeded uniform random masks (exactly ``round(density * n)``
-kept weights per layer, positions from a seeded ``torch.randperm``).  Targets from the task brief;
+kept weights per layer, positions from a seeded ``torch.randperm``).  Targets: our own time budgets;
 official times from ``shared/research/official-timings.md`` (VITA-Group/ramanujan-on-pai metric
 scripts on a 2-core CPU; their "VGG-16-bn" is the CIFAR VGG with BN).  The "iclr" rows time
 exactly what the official scripts compute per layer (Delta_r, IMDB, NaRC, via
@@ -20,14 +20,14 @@ from ..metrics.bipartite import unrolled_csr
 from ..metrics.fullspectrum import network_full_spectrum
 from ..metrics.ramanujan import delta_r, imdb, layer_spectrum, narc_of
 from ..metrics.summary import layer_metrics, network_metrics
-from ..models import create_model
+from ..data import shape
+from ..models import initial_model
 
 OFFICIAL_ICLR = {("resnet20", 0.01): 0.5, ("resnet20", 0.10): 1.4, ("vgg16", 0.01): 23.5, ("vgg16", 0.10): 70.8}
 
 
 def _model(name: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return create_model(name, num_classes=10, in_channels=3, image_size=32)
+    return initial_model(name, shape("cifar10"), seed=0)
 
 
 def iclr_metrics(model: torch.nn.Module, mask: Dict[str, torch.Tensor]) -> List[tuple]:

@@ -47,7 +47,7 @@ OFFICIAL: Dict[Tuple[str, str, float], Tuple[float, float, str]] = {
     ("phew", "vgg16", 0.1): (798.0, 1.2, "ShreyasMalakarjunPatil/PHEW"),
     ("npb", "resnet20", 0.01): (5.15, 1.2, "pvh1602/NPB"),
 }
-SHAPE = (10, 3, 32)  # classes, channels, image size
+DATASET = "cifar10"  # the shapes of its images and classes (pai.data.shape)
 FAKE_TRAIN = 1000
 
 
@@ -61,8 +61,10 @@ def fake_cifar(n: int = FAKE_TRAIN, seed: int = 0) -> SimpleNamespace:
     """A Dataset-like object of random CIFAR-shaped tensors (not real images)."""
     import torch
 
+    from ..data import shape
+
     g = torch.Generator().manual_seed(seed)
-    c, ch, s = SHAPE
+    c, ch, s = shape(DATASET)
     return SimpleNamespace(name="random-cifar-shaped", x_train=torch.randn(n, ch, s, s, generator=g),
                            y_train=torch.randint(0, c, (n,), generator=g), num_classes=c,
                            in_channels=ch, image_size=s)
@@ -80,14 +82,13 @@ def run_one(model_name: str, spec: str, density: float, threads: int) -> dict:
     import torch
 
     from ..masks import num_kept, num_total
-    from ..models import create_model
+    from ..data import shape
+    from ..models import initial_model
     from ..pruners import get, prune
-    from ..seed import seed_everything
 
     torch.set_num_threads(threads)
     method, options = parse_method(spec)
-    seed_everything(0)
-    model = create_model(model_name, *SHAPE)
+    model = initial_model(model_name, shape(DATASET), seed=0)
     data = fake_cifar() if getattr(get(method), "needs_data", False) else None
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0, c0 = time.perf_counter(), time.process_time()

@@ -42,7 +42,9 @@ also importable from :mod:`.stats`): ``paired_difference(a, b)``, ``mean_interva
 high, n, sd, p_value, boot_low, boot_high)`` (t interval); ``chance_accuracy``, ``collapsed``.
 
 Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
-``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``.
+``network_metrics(model, mask, include=("spectral", "expansion", "paths", "kernel")) -> dict``,
+``run_metrics(model, mask, init_state=None)`` (a run's ``metrics.json``: the summary and
+``channel_spectral_gap(mask)``).
 Command line: ``python -m pai metrics --mask FILE --model M --dataset D`` (:mod:`.cli`).
 """
 from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, unrolled_csr
@@ -55,7 +57,7 @@ from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spect
 from .spectral import spectral_gap, vertex_expansion
 from .paired import chance_accuracy, collapsed, mean_interval, paired_difference
 from .stats import bootstrap_ci, correlation, correlation_difference, partial_correlation, pearson, spearman
-from .summary import INCLUDE, layer_metrics, network_metrics
+from .summary import INCLUDE, channel_spectral_gap, layer_metrics, network_metrics, run_metrics
 
 __all__ = [
     "ENCODINGS", "biadjacency", "degrees", "drop_isolated", "unrolled_csr",
@@ -67,5 +69,5 @@ __all__ = [
     "effective_paths", "effective_mask", "dead_weights", "effective_nodes", "path_kernel_trace", "layer_width",
     "pearson", "spearman", "bootstrap_ci", "correlation", "partial_correlation", "correlation_difference",
     "paired_difference", "mean_interval", "chance_accuracy", "collapsed",
-    "INCLUDE", "layer_metrics", "network_metrics",
+    "INCLUDE", "layer_metrics", "network_metrics", "run_metrics", "channel_spectral_gap",
 ]

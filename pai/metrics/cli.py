@@ -17,11 +17,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..data import dataset_names, shape as data_shape
 from ..masks import check_mask, load_mask
-
-# (in_channels, image_size, num_classes) of the data sets in pai.data, without loading them
-DATASET_SHAPES = {"fashion-mnist": (1, 28, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10),
-                  "cifar100": (3, 32, 100), "digits": (1, 8, 10)}
 
 COLUMNS = [  # (row key, header, format)
     ("layer", "layer", "{}"), ("density", "density", "{:7.4f}"), ("width_out", "w_out", "{:5d}"),
@@ -36,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pai metrics", description=__doc__.split("\n")[0])
     p.add_argument("--mask", required=True, help="mask file written by pai (save_mask)")
     p.add_argument("--model", required=True, help="registered model name, e.g. resnet20")
-    p.add_argument("--dataset", choices=sorted(DATASET_SHAPES), help="sets the three shape options below")
+    p.add_argument("--dataset", choices=dataset_names(), help="sets the three shape options below")
     p.add_argument("--in-channels", type=int)
     p.add_argument("--image-size", type=int)
     p.add_argument("--num-classes", type=int)
@@ -50,11 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _shape(args) -> tuple:
+    """``(num_classes, in_channels, image_size)``: the dataset's (``pai.data.shape``) or the three flags."""
     if args.dataset:
-        return DATASET_SHAPES[args.dataset]
-    given = (args.in_channels, args.image_size, args.num_classes)
+        return tuple(data_shape(args.dataset))
+    given = (args.num_classes, args.in_channels, args.image_size)
     if given == (None, None, None):  # the project's default data set, as `python -m pai prune`
-        return DATASET_SHAPES["fashion-mnist"]
+        return tuple(data_shape("fashion-mnist"))
     if None in given:
         raise ValueError("give --dataset, or all of --in-channels, --image-size and --num-classes")
     return given
@@ -89,13 +87,12 @@ def format_table(rows: List[Dict]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from ..models import create_model
+    from ..models import initial_model
     from .summary import layer_metrics, network_metrics
 
     try:
-        in_channels, image_size, num_classes = _shape(args)
-        torch.manual_seed(args.seed)
-        model = create_model(args.model, num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+        num_classes, in_channels, image_size = _shape(args)
+        model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
         if args.weights:
             _load_weights(model, args.weights)
         mask = load_mask(args.mask)

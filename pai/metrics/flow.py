@@ -25,7 +25,6 @@ anything else raises ``ValueError`` naming it.  Modes:
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import operator
@@ -35,6 +34,8 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+
+from ..threads import torch_threads
 
 MODES = ("paths", "support", "kernel")
 _TRACES: "weakref.WeakKeyDictionary[nn.Module, fx.GraphModule]" = weakref.WeakKeyDictionary()
@@ -78,15 +79,7 @@ def one_thread(fn):
     a shared 2-core machine two threads made the path metrics of ResNet-18 6x more expensive in
     CPU time (11.3 s instead of 1.9 s) and 3.5x slower in wall time.
     """
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        n = torch.get_num_threads()
-        with contextlib.ExitStack() as stack:
-            if n != 1:
-                torch.set_num_threads(1)
-                stack.callback(torch.set_num_threads, n)
-            return fn(*args, **kwargs)
-    return wrapper
+    return functools.wraps(fn)(torch_threads(1)(fn))
 
 
 def trace(model: nn.Module) -> fx.GraphModule:

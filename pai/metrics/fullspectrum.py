@@ -2,7 +2,7 @@
 
 Hoang, Kundu, Liu & Wang, "Don't just prune by magnitude! Your mask topology is a secret weapon",
 NeurIPS 2023; definitions from the first author's dev code (``ScottHoang/dst-ram-pruning``,
-``sparselearning/ramanujan.py::total_spectrum_measurement``), see the research brief Sec. 3.1-3.2:
+``sparselearning/ramanujan.py::total_spectrum_measurement``):
 
 ``v = (Delta_r, lambda, iterative Delta_r, iterative lambda)`` on the unrolled biadjacency with
 the ``neurips`` rule of :mod:`pai.metrics.ramanujan` (raw, un-normalised ``Delta_r``; classes of
@@ -61,7 +61,7 @@ def full_spectrum_norm(coord: Union[Sequence[float], Mapping[str, Sequence[float
 def full_spectrum_distance(c1, c2) -> float:
     """The "l2-moving distance" between two full-spectrum coordinates of the same mask.
 
-    Our reading (brief Sec. 3.2(b)): the abstract's "L2-distance from its original initialization"
+    Our reading of the paper: the abstract's "L2-distance from its original initialization"
     is the ITOP analysis of the dev code (``itop_tickets_analysis.py``): the characteristics of a
     mask ``m_t`` with weights ``theta_t`` against the same mask with the original dense init
     ``theta_0`` (the saved "anchor", ``mask_-1_step_init``), ``||char(theta_t) - char(theta_0)||_2``
@@ -69,7 +69,7 @@ def full_spectrum_distance(c1, c2) -> float:
     coordinate}`` dicts with the same layers -> the l2 norm of the stacked difference.  For a fixed
     mask the structural parts (Delta_r, iterative Delta_r) cancel and only the weighted parts move.
     This is *not* the PAGS/PEGS ranking criterion, which is the distance from the origin
-    (:func:`full_spectrum_norm`, brief Sec. 3.2(a)).
+    (:func:`full_spectrum_norm`; ``lth_tickets_generation.py`` of the dev code).
     """
     if isinstance(c1, Mapping) or isinstance(c2, Mapping):
         if not (isinstance(c1, Mapping) and isinstance(c2, Mapping)) or c1.keys() != c2.keys():

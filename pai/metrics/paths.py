@@ -2,10 +2,10 @@
 
 * Effective paths / nodes / parameters: Pham et al., "Towards data-agnostic pruning at
   initialization: what makes a good sparse mask?" (NPB), NeurIPS 2023, Sec. 3 and
-  ``Utils/metrics.py::measure_node_path`` (research brief Sec. 3.1).
+  the official ``pvh1602/NPB`` ``Utils/metrics.py::measure_node_path``.
 * Path-kernel trace: Gebhart, Saxena & Schrater, "A unified paths perspective for pruning at
   initialization", arXiv 2101.10552 (2021), as computed by PHEW (Patil & Dovrolis, ICML 2021,
-  ``Prune/Utils.path_kernel_trace``; brief Sec. 2.8).
+  ``ShreyasMalakarjunPatil/PHEW``, ``Prune/Utils.path_kernel_trace``).
 * Width (units with at least one kept weight): PHEW's argument that wide sparse layers train
   better than SynFlow's bottlenecks, and NPB's "node" view.
 

@@ -9,6 +9,7 @@ the log10 path-kernel trace, RReg the mean sampled expansion of the channel grap
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Dict, Iterable, List, Mapping, Optional
 
@@ -20,7 +21,7 @@ from ..masks import check_mask, prunable_parameters
 from . import paths as P
 from .bipartite import biadjacency, unrolled_csr
 from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum, narc_of
-from .spectral import vertex_expansion
+from .spectral import spectral_gap, vertex_expansion
 
 INCLUDE = ("spectral", "expansion", "paths", "kernel")
 NAN = float("nan")
@@ -124,4 +125,25 @@ def network_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, inclu
                    dead_weights=kept - nodes["params"])
     if "kernel" in chosen:
         out["log10_path_kernel_trace"] = P.path_kernel_trace(model, mask, input_shape=input_shape)
+    return out
+
+
+def channel_spectral_gap(mask: Mapping[str, torch.Tensor]) -> float:
+    """Mean over layers of sigma1 - sigma2 of the channel-level biadjacency (an edge = a non-empty kernel),
+    the graph RReg and X-Net build (Stewart et al., CVPRW 2023); NaN layers are left out."""
+    gaps = [spectral_gap(biadjacency(None, m, "channel")) for m in mask.values()]
+    gaps = [g for g in gaps if not math.isnan(g)]
+    return sum(gaps) / len(gaps) if gaps else math.nan
+
+
+def run_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor],
+                init_state: Optional[Mapping[str, torch.Tensor]] = None) -> Dict:
+    """What a run records of its mask (``metrics.json``): :func:`network_metrics` and the channel
+    spectral gap, on ``model``'s weights or, given, on ``init_state`` (the weights the mask was chosen
+    on: PEGS' theta_T); ``model`` is left as it is."""
+    if init_state is not None:
+        model = copy.deepcopy(model)
+        model.load_state_dict(init_state)
+    out = network_metrics(model, mask)
+    out["channel_spectral_gap"] = channel_spectral_gap(mask)
     return out

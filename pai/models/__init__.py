@@ -26,10 +26,12 @@ attribute named ``shortcut``.  Randomness comes from torch's global generator: s
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from torch import nn
 
 from ..registry import Registry
+from ..seed import seed_everything
 
 MODELS = Registry("model")
 register_model = MODELS.register
@@ -103,6 +105,16 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, image_s
     return model
 
 
+def initial_model(name: str, shape: Sequence[int], seed: int) -> nn.Module:
+    """The initialisation every run with this seed starts from: ``seed_everything(seed)``, then
+    ``create_model(name, *shape)`` (``shape``: a ``pai.data.DataShape`` or ``(classes, channels, size)``).
+
+    The trainer, the run pipeline, the prune CLI and the notebooks' readers all build through here, so
+    a mask chosen on this model belongs to the network a run with the same seed trains."""
+    seed_everything(seed)
+    return create_model(name, *shape)
+
+
 def model_names() -> list[str]:
     return MODELS.names()
 
@@ -120,5 +132,5 @@ def register_width_model(name: str):
 # Imported last: each file registers its builders with ``register_model`` defined above.
 from . import lenet, mlp, mobilenet, resnet, vgg, wrn  # noqa: E402,F401
 
-__all__ = ["MODELS", "register_model", "register_width_model", "create_model", "model_names", "parse_name",
-           "init_weights"]
+__all__ = ["MODELS", "register_model", "register_width_model", "create_model", "initial_model", "model_names",
+           "parse_name", "init_weights"]

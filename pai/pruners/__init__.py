@@ -57,6 +57,13 @@ def needs_data(fn):
     return fn
 
 
+def returns_state(fn):
+    """Mark a pruner that, called with ``return_state=True``, returns ``(mask, state_dict)``: the weights
+    its mask was chosen on, which training must start from (PEGS trains densely first)."""
+    fn.returns_state = True
+    return fn
+
+
 def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=None, **options) -> Mask:
     """Prune ``model`` at ``density`` (fraction of prunable weights kept) with ``method``.
 

@@ -3,12 +3,12 @@
     python -m pai prune --model resnet20 --method synflow --density 0.01 --seed 0 --out mask.pt \\
         --dataset cifar10 --option dtype=float32 --option iterations=100
 
-The model is initialised exactly as ``pai.train`` does (``seed_everything(seed)`` then
-``create_model``), so a mask of a weight-dependent method (magnitude, SynFlow, ...) belongs to the
-network that a run with the same seed trains.  ``--num-classes/--in-channels/--image-size`` default to
-the dataset's (Fashion-MNIST's 10/1/28 without ``--dataset``).  Bad input -- a density outside (0, 1],
-an unknown model, method or option, a data-dependent method without ``--dataset`` -- prints one
-clear line to stderr and exits with code 2 without writing anything.
+The model is initialised exactly as ``pai.train`` does (``pai.models.initial_model``), so a mask of a
+weight-dependent method (magnitude, SynFlow, ...) belongs to the network that a run with the same seed
+trains.  ``--num-classes/--in-channels/--image-size`` default to the dataset's (Fashion-MNIST's 10/1/28
+without ``--dataset``).  Bad input -- a density outside (0, 1], an unknown model, method or option, a
+data-dependent method without ``--dataset`` -- prints one clear line to stderr and exits with code 2
+without writing anything.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 
 from ..masks import layer_table, num_kept, num_total, save_mask, validate_density
 
-DEFAULT_SHAPE = (10, 1, 28)  # Fashion-MNIST, the project's default dataset
+DEFAULT_DATASET = "fashion-mnist"  # the project's default: its shape without --dataset
 
 
 def parse_value(text: str):
@@ -102,8 +102,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as e:  # argparse already printed the message
         return int(e.code or 0)
     from . import get, prune
-    from ..models import create_model
-    from ..seed import seed_everything
+    from ..data import shape as data_shape
+    from ..models import initial_model
 
     try:
         density = validate_density(args.density)
@@ -115,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if getattr(fn, "needs_data", False) and args.dataset is None:
         return _fail(f"method {args.method!r} is data-dependent: pass --dataset (e.g. --dataset fashion-mnist)")
     data = None
-    shape = DEFAULT_SHAPE
+    shape = data_shape(DEFAULT_DATASET)
     if args.dataset is not None:
         from ..data import load_dataset
 
@@ -123,13 +123,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             data = load_dataset(args.dataset, seed=args.seed)
         except (KeyError, ValueError, FileNotFoundError) as e:
             return _fail(e.args[0] if e.args else str(e))
-        shape = (data.num_classes, data.in_channels, data.image_size)
+        shape = data.shape
     num_classes = args.num_classes or shape[0]
     in_channels = args.in_channels or shape[1]
     image_size = args.image_size or shape[2]
     try:
-        seed_everything(args.seed)
-        model = create_model(args.model, num_classes, in_channels, image_size)
+        model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
         mask = prune(model, args.method, density, seed=args.seed, data=data, **options)
     except (ValueError, KeyError) as e:
         return _fail(e.args[0] if e.args else str(e))

@@ -56,7 +56,6 @@ Deviations from the official code, and why:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -71,6 +70,7 @@ from . import register_pruner
 from ..graph import LayerNode, build_graph
 from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
+from ..threads import torch_threads
 from .allocation import layer_budgets, round_budgets
 from .npb_solver import NODE_TERMS, materialize, npb_objective, refill, solve_fast, solve_milp
 from .random import random_positions
@@ -230,17 +230,6 @@ def _solve_layer(layer: LayerNode, P: np.ndarray, budget: int, parts: List[slice
     return M, objective, used_K
 
 
-@contextlib.contextmanager
-def _torch_threads(n: Optional[int]):
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta):
     if solver not in SOLVERS:
         raise ValueError(f"unknown NPB solver {solver!r}; valid: {', '.join(SOLVERS)}")
@@ -269,7 +258,7 @@ def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str =
     and latency-bound: on a busy 2-core machine two OpenMP threads made them ~40x slower than one.
     """
     _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta)
-    with _torch_threads(threads):  # restored on exit
+    with torch_threads(threads):  # restored on exit
         params = prunable_parameters(model)
         graph = build_graph(model)
         budgets = layer_budgets(model, density, scheme)

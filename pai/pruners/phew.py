@@ -154,7 +154,11 @@ def _walk_batch(layers: List["_Layer"], first, w0: int, n_pairs: int, n_channels
 def phew(model, density: float, *, seed: int, data=None, kernel_conserved: bool = False,
          nested_from: Optional[Mapping[str, torch.Tensor]] = None, weighting: str = "magnitude",
          input_shape=None, **unused) -> Mask:
-    """PHEW mask with exactly ``round(density * N)`` weights; see the module docstring."""
+    """PHEW mask with exactly ``round(density * N)`` weights; see the module docstring.
+
+    Long on purpose: the walk loop adapts its batch size to the rate new weights are found and stops
+    at the exact walk that reaches the target, with state (first-visit stamps, counts) it shares with
+    the set-up and the trim."""
     if unused:
         raise ValueError(f"phew: unknown option(s) {sorted(unused)}; valid: kernel_conserved, nested_from, "
                          f"weighting, input_shape")
@@ -210,7 +214,11 @@ def phew(model, density: float, *, seed: int, data=None, kernel_conserved: bool 
 
 
 def _trim(layers, first_w, excess: int) -> None:
-    """Un-keep ``excess`` weights, newest first, without breaking any input->output path (in place)."""
+    """Un-keep ``excess`` weights, newest first, without breaking any input->output path (in place).
+
+    Long on purpose: three passes of the same newest-first rule over the same per-layer stamps
+    (weights of kernels that keep others, then whole kernels whose channels stay connected, then,
+    if still over, the newest weights)."""
     # 1) weights of kernels that keep >= 2 weights: the channel graph does not change
     found = []
     for li, (l, f) in enumerate(zip(layers, first_w)):

@@ -33,10 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import needs_data, register_pruner
-from ..masks import Mask, prunable_parameters
+from ..masks import Mask, prunable_parameters, topk_global, topk_layerwise
 from ..seed import torch_generator
 from .allocation import layer_budgets
-from .common import topk_global, topk_layerwise
 
 SCOPES = ("global", "layer")
 BATCH_SIZE = 256

@@ -2,7 +2,7 @@
 
 Hoang, Kundu, Liu & Wang, "Don't just prune by magnitude! Your mask topology is a secret weapon",
 NeurIPS 2023.  The procedure follows the first author's dev code (``ScottHoang/dst-ram-pruning``,
-``lth_tickets_generation.py``; research brief ``graphs-ramanujan-rreg-erk.md`` §3.3):
+``lth_tickets_generation.py``):
 
 * reference mask = the generator's standard mask (here ``pai.prune(model, generator, seed=seed)``);
   it initialises ``best``;
@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import get, needs_data, register_pruner
+from . import get, needs_data, register_pruner, returns_state
 from ..masks import Mask, masks_equal, num_kept, prunable_parameters
 from ..seed import seed_everything, torch_generator
 
@@ -172,6 +172,9 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     ``generator_options`` go to every generator call, ``candidate_options`` (merged on top) only to
     the candidates (e.g. a smaller prune set for SNIP).  ``noise=None`` adds weight noise for the
     deterministic generators only (``NOISY_GENERATORS``).
+
+    Long on purpose: the candidate loop shares the reference mask, the per-layer scores, the kept
+    counts and the drift budget with its set-up; split apart, each piece would take all of them.
     """
     if generator in SELF:
         raise ValueError(f"generator {generator!r} would recurse; pick a base PaI method")
@@ -288,6 +291,7 @@ def pretrain_dense(model: nn.Module, data, iterations: int, *, seed: int, batch_
 
 @register_pruner("pegs")
 @needs_data
+@returns_state
 def prune_pegs(model: nn.Module, density: float, *, seed: int, data=None, generator: str = "random-erk",
                candidates: int = 100, select: str = "layerwise", generator_options: Mapping | None = None,
                pretrain_iterations: int = 500, pretrain_batch_size: int = 128, pretrain_lr: float = 0.1,

@@ -21,13 +21,13 @@ buffers untouched, as that repo), R₂ = 1ᵀ f(1), and ``S = |∂R₂/∂(θ²)
 initialization", arXiv 2101.10552 (2021), the path-kernel-norm form of SynFlow:
 ``S = θ ⊙ ∂R₂/∂θ = 2 θ² ∂R₂/∂(θ²)``, which weighs each edge by θ² instead of |θ| (the factor 2 does not
 change the ranking).  The two agree on which paths count and differ only in that edge factor; the
-PHEW figures use ``"phew"``.  (The Gebhart form is as our research brief reads the paper; not checked
-against its PDF here.)
+PHEW figures use ``"phew"``.  (The Gebhart form is our reading of that paper's path-kernel norm; not
+checked against its PDF here.)
 
 Deviations from the official code (``ganguli-lab/Synaptic-Flow`` @ 9dfa57a) and why:
 
 * float64 by default (``dtype=torch.float32`` matches the official code): path products over
-  18+ layers under- or overflow float32, producing ties and the repo's issue-#12 abort.
+  18+ layers under- or overflow float32, producing ties and the abort of GitHub ganguli-lab/Synaptic-Flow#12.
 * Exact count ``round(density_k · N)`` with deterministic ties (earlier layer, then lower index;
   :func:`select_top`) instead of ``score > kthvalue``, which prunes every weight
   tied at the threshold.  ``faithful=True`` applies the official rule (k = int((1-d)N), τ = k-th
@@ -210,7 +210,7 @@ def kth_largest(parts: Sequence[torch.Tensor], k: int) -> torch.Tensor:
 
 def select_top(scores: Dict[str, torch.Tensor], keep: int) -> Dict[str, torch.Tensor]:
     """Bool over each 1-d score tensor: the ``keep`` highest overall, ties by position (earlier
-    layer, then lower index) — the result of :func:`pai.pruners.common.topk_flat` on the
+    layer, then lower index) — the result of :func:`pai.masks.topk_flat` on the
     concatenation, without building it."""
     parts = list(scores.values())
     n = sum(p.numel() for p in parts)

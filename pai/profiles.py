@@ -1,4 +1,4 @@
-"""Parameter profiles: ``python -m pai.profile use {cpu,paper}`` (or ``make repro PROFILE=paper``).
+"""Parameter profiles: ``python -m pai.profiles use {cpu,paper}`` (or ``make repro PROFILE=paper``).
 
 ``params/<stage>.yaml`` are the live parameters DVC tracks; ``params/profiles/<profile>/<stage>.yaml``
 are the named sets.  ``cpu`` (the committed default) is sized so the whole ``dvc repro`` finishes on a
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         changed = use(argv[1])
         print(f"profile {argv[1]}: " + (", ".join(str(p.relative_to(ROOT)) for p in changed) or "already active"))
         return 0
-    print(f"usage: python -m pai.profile use {{{','.join(profiles())}}}   (current: {current()})")
+    print(f"usage: python -m pai.profiles use {{{','.join(profiles())}}}   (current: {current()})")
     return 0 if not argv else 2
 
 

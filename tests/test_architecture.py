@@ -1,0 +1,225 @@
+"""The package's shape: every module imports, no import cycle, no import up a layer, and each DVC stage
+depends on every pai module its notebook can reach (a missing dependency would leave stale results).
+
+Imports are read from the source with ``ast`` -- every ``import`` statement, the ones inside functions
+included -- plus the registry's dynamic loads (``pai.pruners`` imports its families by name), so a
+lazy import cannot hide a cycle or a layer violation.
+"""
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Bottom to top: a module may import its own layer or lower ones, never a higher one.  A name covers
+# its submodules unless a longer name is listed (``pai.pruners.cli`` is command line, not pruning).
+LAYERS = [
+    ("foundation", ["pai.io", "pai.registry", "pai.seed", "pai.threads", "pai.rundir", "pai.config",
+                    "pai.executors", "pai.progress"]),
+    ("data and structure", ["pai.augment", "pai.data", "pai.tiny_imagenet", "pai.models", "pai.masks", "pai.graph"]),
+    ("measurement", ["pai.metrics"]),
+    ("pruning", ["pai.pruners"]),
+    ("training", ["pai.checkpoint", "pai.train", "pai.dst", "pai.lth"]),
+    ("runs", ["pai.spec", "pai.regimes", "pai.runs", "pai.tables"]),
+    ("stages", ["pai.params", "pai.experiments", "pai.variants", "pai.placement", "pai.plots", "pai.published",
+                "pai.claims", "pai.figindex", "pai.notebook", "pai.profiles"]),
+    ("command line", ["pai", "pai.__main__", "pai.pruners.cli", "pai.metrics.cli", "pai.bench"]),
+]
+
+
+def _modules():
+    out = {}
+    for path in sorted((ROOT / "pai").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    """The pai module ``name`` refers to (a function or class imported from a module: that module)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _import_nodes(tree: ast.AST, top_level: bool):
+    """Import statements of ``tree``; with ``top_level`` only those run at import (not in functions)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif not (top_level and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))):
+            todo += list(ast.iter_child_nodes(node))
+
+
+def imports_of(source: str, module: str, is_package: bool = False, top_level: bool = False) -> set:
+    """pai modules imported in ``source`` (the code of ``module``): anywhere, or only at import time."""
+    found = set()
+    for node in _import_nodes(ast.parse(source), top_level):
+        if isinstance(node, ast.Import):
+            found |= {_resolve(a.name) for a in node.names if a.name.split(".")[0] == "pai"}
+            continue
+        if node.level:
+            base = module if is_package else module.rpartition(".")[0]
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            base = f"{base}.{node.module}" if node.module else base
+        elif node.module and node.module.split(".")[0] == "pai":
+            base = node.module
+        else:
+            continue
+        found |= {_resolve(f"{base}.{a.name}") for a in node.names}
+    return found - {None}
+
+
+def _dynamic_imports() -> dict:
+    pruners = importlib.import_module("pai.pruners")
+    return {"pai.pruners": {f"pai.pruners.{f}" for f in pruners._FAMILIES}}
+
+
+def import_graph(top_level: bool = False) -> dict:
+    graph = {m: imports_of(p.read_text(), m, p.name == "__init__.py", top_level) - {m} for m, p in MODULES.items()}
+    for m, extra in _dynamic_imports().items():
+        graph[m] |= extra
+    return graph
+
+
+def layer_of(module: str) -> int:
+    best = None
+    for i, (_, names) in enumerate(LAYERS):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and (best is None or len(name) > len(best[1])):
+                best = (i, name)
+    if best is None:
+        raise AssertionError(f"{module} has no layer: add it to LAYERS in {Path(__file__).name}")
+    return best[0]
+
+
+def test_every_module_imports_and_has_a_layer():
+    for module in MODULES:
+        importlib.import_module(module)
+        layer_of(module)
+
+
+def test_no_import_runs_up_a_layer():
+    bad = [f"{a} ({LAYERS[layer_of(a)][0]}) imports {b} ({LAYERS[layer_of(b)][0]})"
+           for a, deps in import_graph().items() for b in deps if layer_of(b) > layer_of(a)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("low,forbidden", [
+    (["pai.masks", "pai.graph", "pai.io", "pai.registry", "pai.data", "pai.models"],
+     ["pai.pruners", "pai.metrics", "pai.train", "pai.runs", "pai.experiments", "pai.notebook"]),
+    (["pai.metrics"], ["pai.pruners", "pai.train", "pai.runs"]),
+    (["pai.executors"], ["pai.runs", "pai.spec", "pai.regimes"]),
+    (["pai.train", "pai.dst", "pai.lth", "pai.checkpoint"], ["pai.pruners", "pai.runs", "pai.regimes"]),
+])
+def test_named_boundaries(low, forbidden):
+    graph = import_graph()
+    inside = lambda m, names: any(m == n or m.startswith(n + ".") for n in names)  # noqa: E731
+    bad = [(a, b) for a, deps in graph.items() if inside(a, low) and not a.endswith(".cli")
+           for b in deps if inside(b, forbidden)]
+    assert not bad
+
+
+def _cycle(graph: dict):
+    """One import cycle as a list of modules, or None.  A submodule importing its own package (the
+    registries' ``from . import register_model``) is not an edge: the package imports it last."""
+    edges = {a: {b for b in deps if not a.startswith(b + ".")} for a, deps in graph.items()}
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == "open":
+                return stack[stack.index(n):] + [n]
+            if n not in state:
+                found = visit(n)
+                if found:
+                    return found
+        stack.pop()
+        state[m] = "done"
+        return None
+
+    for m in sorted(edges):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle():
+    assert _cycle(import_graph()) is None, " -> ".join(_cycle(import_graph()))
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycle({"pai.a": {"pai.b"}, "pai.b": {"pai.c"}, "pai.c": {"pai.a"}}) == ["pai.a", "pai.b", "pai.c", "pai.a"]
+    assert _cycle({"pai.m.x": {"pai.m"}, "pai.m": {"pai.m.x"}}) is None
+
+
+def reachable(roots) -> set:
+    """Every pai module that importing ``roots`` and calling into them can run: their imports (those in
+    functions too), transitively, and each module's parent packages with what those import at import
+    time (importing ``pai.metrics.stats`` runs ``pai/metrics/__init__.py``, not ``pai``'s lazy façade)."""
+    graph, at_import = import_graph(), import_graph(top_level=True)
+    seen, todo = set(), [(m, False) for m in roots]
+    while todo:
+        m, as_parent = todo.pop()
+        if (m, as_parent) in seen or (m, False) in seen:
+            continue
+        seen.add((m, as_parent))
+        todo += [(n, False) for n in (at_import if as_parent else graph).get(m, ())]
+        parent = m.rpartition(".")[0]
+        if parent:
+            todo.append((parent, True))
+    return {m for m, _ in seen}
+
+
+def missing_deps(deps, roots) -> list:
+    """Files of the pai modules ``roots`` reach that no entry of ``deps`` (a file or a folder) covers."""
+    paths = sorted(MODULES[m].relative_to(ROOT).as_posix() for m in reachable(roots))
+    return [p for p in paths if not any(p == d or p.startswith(d.rstrip("/") + "/") for d in deps)]
+
+
+def _notebook_stages():
+    group = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["notebook"]
+    for stage, item in group["foreach"].items():
+        deps = [d.replace("${key}", stage).replace("${item.notebook}", item["notebook"]) for d in group["do"]["deps"]]
+        yield stage, ROOT / "notebooks" / f"{item['notebook']}.py", deps
+
+
+def test_each_notebook_stage_depends_on_every_module_it_reaches():
+    for stage, notebook, deps in _notebook_stages():
+        assert f"notebooks/{notebook.name}" in deps
+        roots = imports_of(notebook.read_text(), "notebook") | {"pai.notebook"}  # the stage's cmd
+        assert not missing_deps(deps, roots), f"stage {stage}: used but not a dependency"
+        assert "pai/train.py" in missing_deps([d for d in deps if d != "pai/train.py"], roots)
+
+
+def test_figure_index_stage_depends_on_every_module_it_reaches():
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["figure_index"]["deps"]
+    assert not missing_deps(deps, {"pai.figindex"})
+
+
+def test_long_functions_say_why():
+    """About 50 lines at most; a longer function says "Long on purpose: ..." in its docstring."""
+    long = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node) or ""
+                start = node.body[0].end_lineno + 1 if doc else node.body[0].lineno
+                if node.end_lineno - start + 1 > 55 and "Long on purpose" not in doc:
+                    long.append(f"{module}.{node.name} ({node.end_lineno - start + 1} lines)")
+    assert not long, long
