@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from .masks import Mask, density, layer_densities, ones_mask, prunable_parameters, save_mask
+from .masks import Mask, density, kept_layer_densities, ones_mask, prunable_parameters, save_mask
 from .pruners.common import topk_global, topk_layer
 
 SCOPES = ("global", "layer")
@@ -53,7 +53,7 @@ class TicketRound:
         return density(self.mask)
 
     def summary(self) -> Dict[str, Any]:
-        return {"round": self.round, "density": self.density, "layer_densities": layer_densities(self.mask),
+        return {"round": self.round, "density": self.density, "layer_densities": kept_layer_densities(self.mask),
                 "best_test_acc": self.result.best_test_acc, "final_test_acc": self.result.final_test_acc}
 
 
