@@ -270,7 +270,7 @@ def test_fast_solver_reaches_the_milp_optimum_on_every_real_layer(name, shape, d
     stats = {}
     prune(model, "npb", density, seed=0, stats=stats)
     problems = [q for v in stats.values() for q in v["problems"] if q["P"].size * q["c_out"] <= 2048]
-    assert len(problems) >= 4 and len({q["P"].tobytes() for q in problems}) >= 5
+    assert len(problems) >= 4 and len({q["P"].tobytes() for q in problems}) >= 4
     for q in problems:
         kw = dict(node_term=q["node_term"], official_maxpath=q["official_maxpath"])
         args = (q["P"], q["c_out"], q["K"], q["n"], q["alpha"], q["beta"])
