@@ -3,6 +3,7 @@ the fast exact top-k, and the ``prune`` command line."""
 import itertools
 import types
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from pai.pruners.random import shuffle_layerwise
 METHODS = ["random", "random-er", "random-erk", "magnitude", "snip", "grasp", "synflow", "synflow-l2", "shuffle"]
 RANDOM = ["random", "random-er", "random-erk", "shuffle"]
 FAST = {"synflow": {"iterations": 10}, "synflow-l2": {"iterations": 10}}
-THRESHOLD = {"synflow", "synflow-l2"}  # default rule="threshold": the count is N - int((1-d) N)
+THRESHOLD = {"synflow", "synflow-l2"}  # the published rules keep score > a threshold, not an exact count
 
 
 def mlp(bias=True, sizes=(20, 16, 12, 4), seed=0):
@@ -63,8 +64,10 @@ def test_exact_count_keys_and_model_untouched(method):
     mask = run(model, method, 0.3)
     assert list(mask) == ["0.weight", "4.weight", "9.weight"]  # weights only: no bias, no BN
     n = n_weights(model)
-    # SynFlow's published rule keeps score > the k-th smallest, k = int((1-d) N): N - k without ties
-    assert M.num_kept(mask) == (n - int(0.7 * n) if method in THRESHOLD else round(0.3 * n))
+    # without ties, SynFlow's rule (score > the k-th smallest, k = int((1-d) N)) keeps N - k; the PHEW
+    # repo's SynFlow-L2 rule (score > np.percentile at rank (1-d)(N-1)) keeps N - floor((1-d)(N-1)) - 1
+    expected = {"synflow": n - int(0.7 * n), "synflow-l2": n - int(0.7 * (n - 1)) - 1}
+    assert M.num_kept(mask) == expected.get(method, round(0.3 * n))
     assert all(m.dtype == torch.bool for m in mask.values())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert model.training and all(p.grad is None for p in model.parameters())
@@ -240,6 +243,14 @@ def test_one_synflow_iteration_is_the_top_k_of_the_path_sums():
     assert M.masks_equal(prune(model, "synflow", 0.4, iterations=1), expected)  # no ties: the same set
     expected = topk_global(brute_force_path_sums(model, 2), round(0.4 * 30))
     assert M.masks_equal(prune(model, "synflow-l2", 0.4, iterations=1, variant="gebhart", rule="exact"), expected)
+    # SynFlow-L2's default, the PHEW repo's rule: keep score > np.percentile(scores, 100 (1 - d)), with
+    # the PHEW score |dR2/d(θ²)|·|θ| = (path sums of θ²) / |θ|
+    paths2 = brute_force_path_sums(model, 2)
+    phew = {k: paths2[k] / p.detach().abs().double() for k, p in M.prunable_parameters(model).items()}
+    tau = np.percentile(torch.cat([v.reshape(-1) for v in phew.values()]).numpy(), 60.0)
+    mask = prune(model, "synflow-l2", 0.4, iterations=1, dtype="float64")
+    assert M.masks_equal(mask, {k: v > tau for k, v in phew.items()})
+    assert M.num_kept(mask) == 30 - int(0.6 * 29) - 1  # 12: rank 17.4 of 0..29 -> ranks 18..29 kept
 
 
 def tied_net():
@@ -303,6 +314,10 @@ def reference_loop(model, density, kind, iterations, rule, dtype):
         s = synflow.flow_scores(model, mask, kind=kind, dtype=dtype)
         if rule == "threshold":
             mask = threshold_mask_official(s, d)
+        elif rule == "percentile":  # the PHEW repo's SynFlow-L2 selection, with numpy itself
+            flat = torch.cat([v.reshape(-1) for v in s.values()]).double().numpy()
+            tau = np.percentile(flat, (1 - d) * 100)
+            mask = {k: v.double() > float(tau) for k, v in s.items()}
         else:
             if mask is not None:  # a pruned weight never comes back
                 s = {k: v.masked_fill(~mask[k], -float("inf")) for k, v in s.items()}
@@ -311,7 +326,8 @@ def reference_loop(model, density, kind, iterations, rule, dtype):
 
 
 @pytest.mark.parametrize("kind", ["synflow", "phew", "gebhart"])
-@pytest.mark.parametrize("rule,dtype", [("exact", "float64"), ("threshold", "float32"), ("threshold", "float64")])
+@pytest.mark.parametrize("rule,dtype", [("exact", "float64"), ("threshold", "float32"), ("threshold", "float64"),
+                                        ("percentile", "float32"), ("percentile", "float64")])
 def test_fast_loop_equals_the_reference_loop(kind, rule, dtype):
     model = convnet(seed=5)
     fast = synflow.iterative_flow(model, 0.05, kind=kind, iterations=6, rule=rule, dtype=dtype)

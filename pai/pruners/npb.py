@@ -36,9 +36,11 @@ Default = the published method, the official ResNet-20 recipe (``scripts/run.sh`
   there (LeNet-300-100's 784x10 chunks: over 5 CPU-minutes for the first layer; the official code
   pays this).  ``solver="milp"`` forces HiGHS everywhere (the official behaviour, slow on wide layers).
 
-Measured on ResNet-20 (CIFAR-10 shapes) at density 0.01 with :mod:`pai.metrics.paths`: the official
-code (cvxpy -> HiGHS, seeds 0/1) keeps 593/577 effective nodes and 10^16.9/10^17.4 paths; this default
-keeps 574 nodes and 10^17.2 paths, 0 dead weights.
+Measured on ResNet-20 (CIFAR-10 shapes) with :mod:`pai.metrics.paths`, seeds 0/1/2: at density 0.01
+the official code (cvxpy 1.9 -> HiGHS) keeps 593/577/582 effective nodes and 10^16.9/17.4/16.9 paths
+with 2,731-2,768 weights; this default keeps 574/561/574 nodes and 10^17.2/17.3/17.3 paths with
+exactly 2,709 weights and no dead weight.  At 0.1: official 701 nodes, 10^34.0-34.1; ours 701 nodes,
+10^34.1.
 
 Named options, and why:
 
@@ -55,8 +57,9 @@ Named options, and why:
   linear layers too; ``node_term="paper"``: the paper's P-weighted node term (the code counts
   channels); ``max_p=None``: no cap (k*k); ``chunk_size=None``: whole layers (the fast solver needs
   no chunking).  The pre-change defaults of pai (``path_norm="max", path_bias=0, linear_beta=None,
-  max_p=None, chunk_size=None, solver="fast"``) give 188 effective nodes and 10^23.8 paths on
-  ResNet-20 @ 0.01: they maximise paths, not the node-path balance the method is about.
+  max_p=None, chunk_size=None, solver="fast"``) give 193 effective nodes and 10^23.8 paths on
+  ResNet-20 @ 0.01 (``path_norm="max"`` alone: 180 nodes, 10^23.3): they maximise paths, not the
+  node-path balance the method is about.
 * ``finetune=False``: bare Alg. 1 without the official fine-tune pass.
 
 Deviations from the official code that remain, and why:
@@ -75,7 +78,8 @@ Deviations from the official code that remain, and why:
   layer), (c) linear layers too (officially skipped).  Liveness is recomputed before each layer, in
   forward order, as the official per-layer re-check does, because the weights moved in one layer
   open paths through later ones; a dead weight stays only where its layer has no free live position
-  left.  ResNet-20 @ 0.01: 0 dead weights with the defaults, 38% -> 100% of the budget effective.
+  left.  ResNet-20 @ 0.01: 368 of 2,709 weights dead after bare Alg. 1, 0 after this pass (with the
+  pre-change options 92 stayed dead when liveness came from a single backward pass; now 5).
 * Layer order and inputs come from the traced graph (:mod:`pai.graph`), not forward-hook order, so
   the official VGG off-by-one (a conv before a max-pool receives its own output as ``P_in``) is gone;
   all average pools sum (the official code misses functional ones).

@@ -10,9 +10,9 @@ whole ``state_dict``), the model is put in eval mode, and with the current mask 
 where ``f(1)`` is the output on one all-ones input of ``model.input_shape``.  With every weight
 positive the ReLUs pass everything, so (biases aside) R is the sum over all input→output paths of
 the product of |θ| along the path, and S(θ_e) is the total weight of the paths through edge e.
-The score is recomputed ``iterations`` (100) times; after step k the mask keeps the top
-``density_k · N`` scores globally, ``density_k = d^(k/n)`` (``schedule="exponential"``, the paper's)
-or ``1 - (1 - d) k / n`` (``"linear"``).  Weights never change, only the mask.
+The score is recomputed ``iterations`` (100) times; after step k the mask is re-selected globally at
+``density_k = d^(k/n)`` (``schedule="exponential"``, the paper's) or ``1 - (1 - d) k / n``
+(``"linear"``) by the selection ``rule`` below.  Weights never change, only the mask.
 
 SynFlow-L2 — as in the PHEW repo (Patil & Dovrolis, ICML 2021; ``Prune/synflowl2_utils.py``):
 the same loop on the network with every *parameter* squared (θ ← θ², biases and BN affine included;
@@ -21,8 +21,9 @@ buffers untouched, as that repo), R₂ = 1ᵀ f(1), and ``S = |∂R₂/∂(θ²)
 initialization", arXiv 2101.10552 (2021), the path-kernel-norm form of SynFlow:
 ``S = θ ⊙ ∂R₂/∂θ = 2 θ² ∂R₂/∂(θ²)``, which weighs each edge by θ² instead of |θ| (the factor 2 does not
 change the ranking).  The two agree on which paths count and differ only in that edge factor; the
-PHEW figures use ``"phew"``.  (The Gebhart form is as our research brief reads the paper; not checked
-against its PDF here.)
+PHEW figures use ``"phew"``.  (The Gebhart form is read from the paper's path-kernel definition, not
+checked against its code.)  SynFlow-L2's default rule is the PHEW repo's ``"percentile"``
+(:func:`percentile_keep`).
 
 Default = the published method: on identical weights it gives the mask of the official code
 (``ganguli-lab/Synaptic-Flow`` @ 9dfa57a, ``Pruners/pruners.py::SynFlow`` + ``_global_mask``, the code
@@ -70,7 +71,7 @@ from . import register_pruner
 from ..masks import Mask, prunable_parameters
 
 SCHEDULES = ("exponential", "linear")
-RULES = ("threshold", "exact")
+RULES = ("threshold", "percentile", "exact")
 VARIANTS = ("phew", "gebhart")
 KINDS = ("synflow", *VARIANTS)
 SAMPLE_SIZE = 1 << 16  # entries of the sample that brackets the global threshold
@@ -270,6 +271,29 @@ def official_keep(scores: Dict[str, torch.Tensor], total: int, density: float) -
     return {key: p > tau for key, p in scores.items()}
 
 
+def percentile_keep(scores: Dict[str, torch.Tensor], total: int, density: float) -> Dict[str, torch.Tensor]:
+    """The PHEW repo's SynFlow-L2 rule (``Prune/synflowl2_utils.py``) on the kept weights' scores (the
+    other weights are pruned, score 0): τ = ``np.percentile(all N scores, 100 (1-d))`` (linear
+    interpolation between the order statistics at rank ``(1-d)(N-1)``), keep ``score > τ``.  τ is
+    interpolated in float64 (numpy's float32 lerp can differ in the last bit).  At density 1 all are
+    kept (the PHEW code would drop the minimum; the SynFlow repo's ``k < 1`` guard keeps all)."""
+    if density >= 1.0:
+        return {key: torch.ones_like(p, dtype=torch.bool) for key, p in scores.items()}
+    parts = list(scores.values())
+    size = sum(p.numel() for p in parts)
+    zeros = total - size  # pruned weights: the smallest scores (all scores are >= 0)
+
+    def ascending(r: int) -> float:  # the r-th smallest (0-indexed) of all ``total`` scores
+        return 0.0 if r < zeros else float(kth_largest(parts, size - (r - zeros)))
+
+    pos = (1.0 - density) * (total - 1)
+    lo = int(math.floor(pos))
+    frac = pos - lo
+    a = ascending(lo)
+    tau = a if frac == 0 or lo + 1 >= total else a + (ascending(lo + 1) - a) * frac
+    return {key: p.double() > tau for key, p in scores.items()}
+
+
 def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: int = 100,
                    schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
                    input_shape: Sequence[int] | None = None) -> Mask:
@@ -281,7 +305,12 @@ def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: i
     total = fn.total
     for d in densities:
         scores = fn.compact_scores()
-        fn.keep(official_keep(scores, total, d) if rule == "threshold" else select_top(scores, round(d * total)))
+        if rule == "threshold":
+            fn.keep(official_keep(scores, total, d))
+        elif rule == "percentile":
+            fn.keep(percentile_keep(scores, total, d))
+        else:
+            fn.keep(select_top(scores, round(d * total)))
     return fn.mask()
 
 
@@ -293,7 +322,7 @@ def _degenerate_hint(options: dict, kinds) -> str | None:
     if float32 and {"no-path", "density", "nothing-kept"} & set(kinds):
         tips.append("SynFlow's path products under- or overflow float32 on deep networks: pass "
                     "dtype=float64 (CLI: --option dtype=float64)")
-    if "density" in kinds and options.get("rule", "threshold") == "threshold":
+    if "density" in kinds and options.get("rule", "threshold") != "exact":
         tips.append("the published rule prunes every weight tied at the threshold: rule='exact' keeps "
                     "the exact count")
     return "; ".join(tips) or None
@@ -312,9 +341,12 @@ def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, ite
 @register_pruner("synflow-l2")
 def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, variant: str = "phew",
                      iterations: int = 100, schedule: str = "exponential", dtype=torch.float32,
-                     rule: str = "threshold", input_shape: Sequence[int] | None = None) -> Mask:
-    """SynFlow-L2 as in the PHEW repo (``Prune/synflowl2_utils.py``: the SynFlow repo's loop, rule
-    and float32, on θ²); ``variant="gebhart"`` the path-kernel form.  Options as for ``synflow``."""
+                     rule: str = "percentile", input_shape: Sequence[int] | None = None) -> Mask:
+    """SynFlow-L2 as in the PHEW repo (``Prune/synflowl2_utils.py``, the code behind the PHEW paper's
+    SynFlow-L2 numbers): the exponential schedule, eval mode, float32 and its selection rule,
+    ``rule="percentile"`` (τ = ``np.percentile`` of all scores, keep ``score > τ``; the SynFlow repo's
+    ``"threshold"`` differs from it by at most one weight per step).  ``variant="gebhart"``: the
+    path-kernel form.  Options (``dtype=float64``, ``rule="exact"``) as for ``synflow``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown SynFlow-L2 variant {variant!r}; valid: {', '.join(VARIANTS)}")
     return iterative_flow(model, density, kind=variant, iterations=iterations, schedule=schedule,
