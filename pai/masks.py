@@ -79,11 +79,7 @@ def kept_layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
 
 
 def layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
-    """Deprecated name of :func:`kept_layer_densities`."""
-    import warnings
-
-    warnings.warn("pai.masks.layer_densities is now kept_layer_densities (the targets are "
-                  "pai.pruners.allocation.target_layer_densities)", DeprecationWarning, stacklevel=2)
+    """Old name of :func:`kept_layer_densities`, kept for callers not yet renamed (to be removed)."""
     return kept_layer_densities(mask)
 
 

@@ -60,11 +60,7 @@ def target_layer_densities(model_or_shapes, density: float, scheme: str = "erk")
 
 
 def layer_densities(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, float]:
-    """Deprecated name of :func:`target_layer_densities`."""
-    import warnings
-
-    warnings.warn("pai.pruners.allocation.layer_densities is now target_layer_densities (what a mask "
-                  "keeps is pai.masks.kept_layer_densities)", DeprecationWarning, stacklevel=2)
+    """Old name of :func:`target_layer_densities`, kept for callers not yet renamed (to be removed)."""
     return target_layer_densities(model_or_shapes, density, scheme)
 
 
