@@ -35,7 +35,7 @@ import torch
 from .config import TrainConfig
 from .data import load_dataset
 from .io import save_json, save_torch
-from .masks import (Mask, density, layer_densities, ones_mask, prunable_parameters, save_mask, topk_global,
+from .masks import (Mask, density, kept_layer_densities, ones_mask, prunable_parameters, save_mask, topk_global,
                     topk_layer)
 from .models import initial_model
 from .rundir import RunDir
@@ -57,7 +57,7 @@ class TicketRound:
         return density(self.mask)
 
     def summary(self) -> Dict[str, Any]:
-        return {"round": self.round, "density": self.density, "layer_densities": layer_densities(self.mask),
+        return {"round": self.round, "density": self.density, "layer_densities": kept_layer_densities(self.mask),
                 "best_test_acc": self.result.best_test_acc, "final_test_acc": self.result.final_test_acc}
 
 

@@ -73,8 +73,15 @@ def density(mask: Mapping[str, torch.Tensor]) -> float:
     return num_kept(mask) / max(1, num_total(mask))
 
 
-def layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+def kept_layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+    """The fraction of weights each layer of ``mask`` actually keeps (the targets a pruner aims at
+    are :func:`pai.pruners.allocation.target_layer_densities`)."""
     return {k: float(m.sum()) / m.numel() for k, m in mask.items()}
+
+
+def layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+    """Old name of :func:`kept_layer_densities`, kept for callers not yet renamed (to be removed)."""
+    return kept_layer_densities(mask)
 
 
 def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:

@@ -6,6 +6,7 @@ reproducible; every pai pruner seeds through here and, where it samples, uses an
 """
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -26,3 +27,20 @@ def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gene
 
 def numpy_generator(seed: int) -> np.random.Generator:
     return np.random.default_rng(int(seed))
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Run a block without disturbing the caller's global RNG streams: the python, numpy, torch CPU
+    and (when CUDA is already initialised) CUDA states are saved on entry and restored on exit, so
+    code that reseeds inside (``pai.prune``) does not make the caller's later draws repeat."""
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)

@@ -18,7 +18,7 @@ def sizes(shapes):
 @pytest.mark.parametrize("scheme", ["erk", "er"])
 @pytest.mark.parametrize("density", [0.01, 0.1, 0.3, 0.9])
 def test_erk_keeps_density_times_n_with_every_layer_at_most_dense(scheme, density):
-    dens = A.layer_densities(CONV_SHAPES, density, scheme)
+    dens = A.target_layer_densities(CONV_SHAPES, density, scheme)
     n = sizes(CONV_SHAPES)
     assert sum(dens[k] * n[k] for k in n) == pytest.approx(density * sum(n.values()), rel=1e-12)
     assert all(0 < p <= 1 for p in dens.values())
@@ -31,14 +31,14 @@ def test_budgets_are_exact_integers(scheme, density):
     n = sizes(CONV_SHAPES)
     assert sum(budgets.values()) == round(density * sum(n.values()))
     assert all(0 <= budgets[k] <= n[k] for k in n)
-    dens = A.layer_densities(CONV_SHAPES, density, scheme)
+    dens = A.target_layer_densities(CONV_SHAPES, density, scheme)
     assert all(abs(budgets[k] - dens[k] * n[k]) < 1 + 1e-9 for k in n)  # largest remainder: within one
 
 
 def test_small_first_layer_is_made_dense():
     # ERK wants a density > 1 for a 3->4 layer next to big ones: it is capped at 1 and the rest re-solved
     shapes = {"first": (4, 3), "mid": (256, 4), "big": (256, 256), "out": (10, 256)}
-    dens = A.layer_densities(shapes, 0.05, "erk")
+    dens = A.target_layer_densities(shapes, 0.05, "erk")
     assert dens["first"] == 1.0
     assert all(dens[k] < 1 for k in ("mid", "big", "out"))
     n = sizes(shapes)
@@ -50,20 +50,20 @@ def test_small_first_layer_is_made_dense():
 
 
 def test_er_and_erk_differ_on_convs_and_agree_on_linears():
-    erk, er = A.layer_densities(CONV_SHAPES, 0.1, "erk"), A.layer_densities(CONV_SHAPES, 0.1, "er")
+    erk, er = A.target_layer_densities(CONV_SHAPES, 0.1, "erk"), A.target_layer_densities(CONV_SHAPES, 0.1, "er")
     assert any(abs(erk[k] - er[k]) > 1e-6 for k in ("c1", "c2", "c3"))
     mlp = {"a": (300, 784), "b": (100, 300), "c": (10, 100)}
-    erk, er = A.layer_densities(mlp, 0.1, "erk"), A.layer_densities(mlp, 0.1, "er")
+    erk, er = A.target_layer_densities(mlp, 0.1, "erk"), A.target_layer_densities(mlp, 0.1, "er")
     assert erk == pytest.approx(er)
 
 
 def test_erk_gives_larger_density_to_smaller_layers():
-    dens = A.layer_densities(CONV_SHAPES, 0.05, "erk")
+    dens = A.target_layer_densities(CONV_SHAPES, 0.05, "erk")
     assert dens["c1"] > dens["c2"] > dens["c3"]
 
 
 def test_uniform_is_the_same_everywhere():
-    assert set(A.layer_densities(CONV_SHAPES, 0.37, "uniform").values()) == {0.37}
+    assert set(A.target_layer_densities(CONV_SHAPES, 0.37, "uniform").values()) == {0.37}
     budgets = A.layer_budgets(CONV_SHAPES, 0.37, "uniform")
     n = sizes(CONV_SHAPES)
     assert all(budgets[k] in (math.floor(0.37 * n[k]), math.ceil(0.37 * n[k])) for k in n)
@@ -87,9 +87,9 @@ def test_round_budgets_respects_sizes():
 @pytest.mark.parametrize("density", [0, -0.1, 1.5])
 def test_bad_density(density):
     with pytest.raises(ValueError, match="density"):
-        A.layer_densities(CONV_SHAPES, density, "erk")
+        A.target_layer_densities(CONV_SHAPES, density, "erk")
 
 
 def test_bad_scheme():
     with pytest.raises(ValueError, match="erk"):
-        A.layer_densities(CONV_SHAPES, 0.1, "gaussian")
+        A.target_layer_densities(CONV_SHAPES, 0.1, "gaussian")

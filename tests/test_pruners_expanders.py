@@ -5,7 +5,7 @@ import torch
 from pai.masks import num_kept, num_total, prunable_parameters
 from pai.models import create_model
 from pai.pruners import prune
-from pai.pruners.allocation import layer_densities
+from pai.pruners.allocation import target_layer_densities
 from pai.pruners.expanders import (_layer_generator, biregular, expansion_estimate, neighbourhood_ratios, random_subsets,
                                    simple_bipartite)
 from pai.seed import torch_generator
@@ -102,7 +102,7 @@ def test_density_bound(method, name, density, allocation):
     model = model_of(name)
     mask = prune(model, method, density, seed=0, allocation=allocation)
     params = prunable_parameters(model)
-    dens = layer_densities(params, density, allocation or "uniform")
+    dens = target_layer_densities(params, density, allocation or "uniform")
     slack = 0
     for k, p in params.items():
         n_out, n_in, kk = p.shape[0], p.shape[1], p[0, 0].numel()

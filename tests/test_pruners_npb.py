@@ -67,6 +67,26 @@ def test_objective_by_hand():
     assert npb_objective(M, np.array([2.0, 0.0]), 2, 3, 1.0, 0.0, node_term="paper") == pytest.approx(2 / 4)
 
 
+def test_official_normaliser_when_min_out_node_is_zero():
+    # optimize_layerwise: min_out_node = int(n / (c_out K)), remainder = n - min_out_node c_out K,
+    # max_path = sum(sort(P)[-min_out_node:]) c_out K + remainder * sort(P)[-(min_out_node + 1)].
+    # P = [1, 2, 3], c_out = 2, K = 2 (4 weights fill a channel):
+    P = np.array([2.0, 3.0, 1.0])
+    # n = 3: min_out_node = 0, and sort(P)[-0:] is all of P: (1+2+3)*4 + 3*3 = 33; the formula's
+    # meaning, the best sum P_i x_i with 3 weights, is 3*3 = 9
+    assert max_path(P, 2, 2, 3, official=True) == 33.0
+    assert max_path(P, 2, 2, 3) == 9.0
+    # n = 6: min_out_node = 1, remainder 2: 3*4 + 2*2 = 16 for both
+    assert max_path(P, 2, 2, 6, official=True) == max_path(P, 2, 2, 6) == 16.0
+    # n = 12 fills every channel: the official sort(P)[-4] raises IndexError and the code falls back
+    # to the full sum, 6*4 = 24
+    assert max_path(P, 2, 2, 12, official=True) == max_path(P, 2, 2, 12) == 24.0
+    # the path term of 3 weights on the P = 3 channel: 9/33 officially, 9/9 = 1 with path_norm="max"
+    M = np.array([[0, 0], [2, 1], [0, 0]])
+    assert npb_objective(M, P, 2, 3, 0.0, 0.0, official_maxpath=True) == pytest.approx(9 / 33)
+    assert npb_objective(M, P, 2, 3, 0.0, 0.0) == pytest.approx(1.0)
+
+
 def _random_instance(rng):
     c_in, c_out = (int(v) for v in rng.integers(1, 13, 2))
     K = int(rng.choice([1, 9]))  # 1x1 and 3x3 kernels
@@ -186,14 +206,21 @@ def _effective(model, mask):
     return sum(int((v & mask[k]).sum()) for k, v in paths.live(list(graph)).items())
 
 
-def test_finetune_puts_the_budget_on_paths():
+OLD_DEFAULTS = dict(path_norm="max", path_bias=0.0, linear_beta=None, max_p=None, chunk_size=None, solver="fast")
+
+
+@pytest.mark.parametrize("options", [{}, OLD_DEFAULTS])
+def test_finetune_puts_the_budget_on_paths(options):
     model = create_model("resnet20", 10, 3, 32)
     budgets = layer_budgets(model, 0.01)
-    bare = prune(model, "npb", 0.01, seed=0, finetune=False)
-    tuned = prune(model, "npb", 0.01, seed=0)
+    total = sum(budgets.values())
+    bare = prune(model, "npb", 0.01, seed=0, finetune=False, **options)
+    tuned = prune(model, "npb", 0.01, seed=0, **options)
     assert _kept(bare) == budgets == _kept(tuned)
-    assert _effective(model, bare) < 0.5 * sum(budgets.values())  # greedy Alg. 1 leaves dead ends
-    assert _effective(model, tuned) > 0.9 * sum(budgets.values())
+    assert _effective(model, bare) < 0.9 * total  # greedy Alg. 1 leaves dead ends (86% / 38% effective)
+    # liveness recomputed layer by layer: the official defaults end with no dead weight (measured 0
+    # of 2,709), the path-maximising options with a handful (5) where a layer runs out of live room
+    assert _effective(model, tuned) == total if not options else _effective(model, tuned) > 0.99 * total
 
 
 # ---- the pruner ------------------------------------------------------------------------------
@@ -204,10 +231,10 @@ def test_exact_budgets_and_covered_outputs(name, shape, density):
     torch.manual_seed(0)
     model = create_model(name, 10, *shape)
     budgets = layer_budgets(model, density)
-    assert _kept(prune(model, "npb", density, seed=0)) == budgets
+    assert _kept(prune(model, "npb", density, seed=0, solver="fast")) == budgets
     # bare Alg. 1: the node term covers every output channel where the budget allows (the fine-tune
     # pass may then empty channels that lead nowhere)
-    mask = prune(model, "npb", density, seed=0, finetune=False)
+    mask = prune(model, "npb", density, seed=0, finetune=False, solver="fast")
     assert _kept(mask) == budgets
     for k, m in mask.items():
         if budgets[k] >= m.shape[0]:
@@ -220,8 +247,10 @@ def test_tiny_cnn_options_and_determinism():
     a = prune(net, "npb", 0.2, seed=3)
     assert masks_equal(a, prune(net, "npb", 0.2, seed=3))
     assert not masks_equal(a, prune(net, "npb", 0.2, seed=4))  # positions inside kernels are drawn
-    for opts in (dict(solver="milp"), dict(chunk_size=4, chunk_above=0), dict(node_term="paper"),
-                 dict(faithful=True), dict(scale_weight=True), dict(max_p=2, max_p_decay=True)):
+    for opts in (dict(solver="milp"), dict(solver="fast"), dict(chunk_size=4, chunk_above=0),
+                 dict(node_term="paper"), OLD_DEFAULTS, dict(path_norm="max"), dict(path_bias=0.0),
+                 dict(linear_beta=None), dict(scale_weight=True), dict(max_p=2, max_p_decay=True),
+                 dict(max_p=None)):
         stats = {}
         m = prune(net, "npb", 0.2, seed=0, stats=stats, **opts)
         assert _kept(m) == budgets, opts
@@ -231,27 +260,50 @@ def test_tiny_cnn_options_and_determinism():
     assert stats["conv2.weight"]["chunks"] == 3 and stats["conv1.weight"]["chunks"] == 1  # first: never
 
 
-def test_fast_and_milp_agree_on_a_network():
-    net = TinyCNN()
-    fast, milp = {}, {}
-    prune(net, "npb", 0.1, seed=0, stats=fast)
-    prune(net, "npb", 0.1, seed=0, stats=milp, solver="milp")
-    assert fast["conv1.weight"]["objective"] == pytest.approx(milp["conv1.weight"]["objective"], abs=1e-6)
-    for k in fast:  # later layers may see other P_in (equally optimal layouts differ): loosely
-        assert fast[k]["objective"] >= 0.99 * milp[k]["objective"], k
+@pytest.mark.parametrize("name,shape,density", [("resnet20", (3, 32), 0.01), ("resnet20", (3, 32), 0.1),
+                                                ("lenet5", (1, 28), 0.05)])
+def test_fast_solver_reaches_the_milp_optimum_on_every_real_layer(name, shape, density):
+    # every chunk problem the default pruner solved (its own P_in, budget, K and beta from a real
+    # network: a different P_in per case) is solved again by both solvers: the same optimal value
+    torch.manual_seed(0)
+    model = create_model(name, 10, *shape)
+    stats = {}
+    prune(model, "npb", density, seed=0, stats=stats)
+    problems = [q for v in stats.values() for q in v["problems"] if q["P"].size * q["c_out"] <= 2048]
+    assert len(problems) >= 4 and len({q["P"].tobytes() for q in problems}) >= 4
+    for q in problems:
+        kw = dict(node_term=q["node_term"], official_maxpath=q["official_maxpath"])
+        args = (q["P"], q["c_out"], q["K"], q["n"], q["alpha"], q["beta"])
+        f = npb_objective(solve_fast(*args, **kw), q["P"], q["K"], q["n"], q["alpha"], q["beta"], **kw)
+        m = npb_objective(solve_milp(*args, mip_rel_gap=1e-9, **kw), q["P"], q["K"], q["n"], q["alpha"],
+                          q["beta"], **kw)
+        # never worse than HiGHS, and within HiGHS's own integrality/feasibility tolerance of it (on
+        # one ResNet-20 @ 0.1 chunk HiGHS stops 3e-6 below the greedy's value)
+        assert m - 1e-9 <= f <= m + 1e-5 * abs(m)
+
+
+def test_auto_solver_uses_highs_on_resnet20_and_fast_on_wide_chunks():
+    stats = {}
+    prune(create_model("resnet20", 10, 3, 32), "npb", 0.01, seed=0, stats=stats)
+    assert {q["solver"] for v in stats.values() for q in v["problems"]} == {"milp"}
+    stats = {}
+    prune(create_model("lenet5", 10, 1, 28), "npb", 0.05, seed=0, stats=stats)
+    used = {k: {q["solver"] for q in v["problems"]} for k, v in stats.items()}
+    assert used["fc1.weight"] == {"fast"} and used["conv2.weight"] == {"milp"}  # 400x10 vs 16x6 kernels
 
 
 def test_resnet20_max_p_schedule_and_shortcuts():
     model = create_model("resnet20", 10, 3, 32)
     stats = {}
-    prune(model, "npb", 0.05, seed=0, stats=stats, max_p=9, max_p_decay=True)
+    prune(model, "npb", 0.05, seed=0, stats=stats, max_p=9, max_p_decay=True, solver="fast")
     graph = build_graph(model)
     ks = [stats[l.name]["K"] for l in graph]
     # official schedule: 9 until the first shortcut, then 7, then 5; shortcuts and fc have K = 1
     assert ks == [9] * 9 + [1] + [7] * 6 + [1] + [5] * 4 + [1]
     # nets without shortcuts (official VGG rule): -2 at every resolution drop after the first
     stats = {}
-    prune(create_model("vgg11", 10, 1, 28), "npb", 0.05, seed=0, stats=stats, max_p=9, max_p_decay=True)
+    prune(create_model("vgg11", 10, 1, 28), "npb", 0.05, seed=0, stats=stats, max_p=9, max_p_decay=True,
+          solver="fast")
     assert [v["K"] for v in stats.values()] == [9, 9, 7, 7, 5, 5, 3, 3, 1]
 
 
@@ -262,11 +314,13 @@ def test_model_unchanged_and_errors():
     get("npb")(net, 0.1, seed=0, threads=threads + 1)  # the raw pruner, without prune()'s wrapper
     assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert torch.get_num_threads() == threads
-    with pytest.raises(ValueError, match="fast, milp"):
+    with pytest.raises(ValueError, match="auto, milp, fast"):
         prune(net, "npb", 0.1, solver="cvxpy")
     with pytest.raises(ValueError, match="count, paper"):
         prune(net, "npb", 0.1, node_term="weighted")
+    with pytest.raises(ValueError, match="official, max"):
+        prune(net, "npb", 0.1, path_norm="paper")
     with pytest.raises(ValueError, match="max_p"):
-        prune(net, "npb", 0.1, max_p_decay=True)
+        prune(net, "npb", 0.1, max_p=0)
     with pytest.raises(ValueError, match="budget"):
         solve_fast(np.ones(2), 2, 1, 5, 0.01, 1.0)

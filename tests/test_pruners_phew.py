@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pai.graph import INPUT, OUTPUT, build_graph
-from pai.masks import layer_densities, num_kept, num_total, prunable_parameters
+from pai.masks import kept_layer_densities, num_kept, num_total, prunable_parameters
 from pai.models import create_model
 from pai.pruners import prune
 
@@ -97,7 +97,7 @@ def test_nested_masks_grow():
 
 def test_small_layers_fill_first_as_in_the_paper():
     # each walk adds <= 1 weight per layer, so the stem and classifier are far denser than the middle
-    d = layer_densities(prune(model_of("resnet20"), "phew", 0.01, seed=0))
+    d = kept_layer_densities(prune(model_of("resnet20"), "phew", 0.01, seed=0))
     assert d["conv1.weight"] > 10 * d["layer3.1.conv1.weight"]
     assert d["fc.weight"] > 10 * d["layer3.1.conv1.weight"]
     # the projection shortcut takes half the walks through a downsampling block

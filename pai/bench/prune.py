@@ -12,8 +12,8 @@ and density -- the official time and the ratio ours / official.
 Models are CIFAR-shaped (10 classes, 3x32x32).  Data-dependent methods (SNIP, GraSP, ...) get
 random N(0, 1) images with random labels in a Dataset-like object: their cost does not depend on
 the pixel values, and no CIFAR download is needed.  A method can carry options:
-``--methods synflow:dtype=float32,faithful=true``; ``all`` = every registered name, plus SynFlow and
-SynFlow-L2 in float32 (the official precision) besides their float64 default.
+``--methods synflow:dtype=float64,rule=exact``; ``all`` = every registered name (their defaults are
+the official methods), plus SynFlow and SynFlow-L2 in float64 and NPB with the fast solver.
 """
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ FAKE_TRAIN = 1000
 
 
 def official(method: str, model: str, density: float) -> Optional[Tuple[float, float, str]]:
-    """The official figure for this method, model and density (float32 code; a float64 row of ours
-    is compared with it too, to show what float64 costs)."""
+    """The official figure for this method, model and density (float32 SynFlow code; a float64 row of
+    ours is compared with it too, to show what float64 costs)."""
     return OFFICIAL.get((method, model, round(density, 6)))
 
 
@@ -122,7 +122,9 @@ def default_methods() -> List[str]:
     for name in names():
         out.append(name)
         if name in ("synflow", "synflow-l2"):
-            out.append(f"{name}:dtype=float32")
+            out.append(f"{name}:dtype=float64")
+        if name == "npb":
+            out.append("npb:solver=fast")
     return out
 
 
@@ -132,7 +134,7 @@ def format_row(model: str, spec: str, density: float, r: dict) -> str:
     if "error" in r:
         return f"{head} ERROR: {r['error']}"
     # an option that changes the work (iterations, samples, ...) makes the official figure moot
-    off = None if set(options) - {"dtype", "faithful"} else official(method, model, density)
+    off = None if set(options) - {"dtype", "rule", "solver"} else official(method, model, density)
     off_s = f"{off[0]:8.2f} {r['wall_s'] / off[0]:6.2f}x" if off else f"{'-':>8s} {'-':>7s}"
     note = " (random data)" if r.get("fake_data") else ""
     return (f"{head} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_rss_gb']:7.2f} {r['rss_growth_gb']:7.2f} "

@@ -2,9 +2,16 @@
 
 A pruner is registered with ``@register_pruner("name")`` and has the signature
 ``fn(model, density, *, seed, data=None, **options) -> Mask``.  :func:`prune` wraps every call with
-what all pruners promise: the density is checked, every RNG is seeded, the model's weights, buffers
-and train/eval mode are restored afterwards (a pruner returns a mask and leaves the model as it came),
-and the returned mask is checked against the model.
+what all pruners promise: the density is checked (a density that keeps no weight is refused before any
+work), every RNG is seeded for the call and the caller's global RNG states (python, numpy, torch CPU,
+initialised CUDA) are restored afterwards, the model's weights, buffers and train/eval mode are
+restored (a pruner returns a mask and leaves the model as it came), and the returned mask is checked
+against the model and for degenerate results (:mod:`.checks`: empty layers, no input->output path,
+a count more than 10% off the target, nothing kept).
+
+Every pruner's default is the method as published: on identical weights it gives the official code's
+mask (the same distribution for random methods).  A variant we believe is better is a named option,
+documented with its reason in the pruner's docstring.
 """
 from __future__ import annotations
 
@@ -15,7 +22,8 @@ from torch import nn
 
 from ..masks import Mask, check_mask, prunable_parameters, validate_density
 from ..registry import Registry
-from ..seed import seed_everything
+from ..seed import preserved_rng, seed_everything
+from .checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
 
 PRUNERS = Registry("pruner")
 register_pruner = PRUNERS.register
@@ -64,30 +72,42 @@ def returns_state(fn):
     return fn
 
 
-def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=None, **options) -> Mask:
+def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=None,
+          degenerate: str = "warn", **options) -> Mask:
     """Prune ``model`` at ``density`` (fraction of prunable weights kept) with ``method``.
 
-    Returns a mask ``{weight name: bool tensor}``; the model itself is not modified.
+    Returns a mask ``{weight name: bool tensor}``; the model itself is not modified, and neither are
+    the caller's global RNG streams.  ``degenerate``: what a degenerate mask (empty layers, no
+    input->output path, a count more than 10% off the target) gives -- ``"warn"`` (a
+    :class:`DegenerateMaskWarning`), ``"raise"`` (``ValueError``) or ``"ignore"``; a mask that keeps
+    no weight is always an error.
     """
     density = validate_density(density)
     fn = get(method)
-    prunable_parameters(model)  # raises a clear error for a model with no prunable layer
+    total = sum(p.numel() for p in prunable_parameters(model).values())  # raises for no prunable layer
+    if round(density * total) == 0:
+        raise ValueError(f"density {density:g} keeps no weight of the {total} prunable weights of "
+                         f"{type(model).__name__}: the smallest useful density is {1 / total:.3g}")
     if getattr(fn, "needs_data", False) and data is None:
         raise ValueError(f"pruner {method!r} is data-dependent: pass data=pai.data.load_dataset(...)")
     state = copy.deepcopy(model.state_dict())
     modes = {name: m.training for name, m in model.named_modules()}
-    seed_everything(seed)
-    try:
-        mask = fn(model, density, seed=seed, data=data, **options)
-    finally:
-        model.load_state_dict(state)
-        for name, m in model.named_modules():
-            m.training = modes[name]
-        for p in model.parameters():
-            p.grad = None
+    with preserved_rng():
+        seed_everything(seed)
+        try:
+            mask = fn(model, density, seed=seed, data=data, **options)
+        finally:
+            model.load_state_dict(state)
+            for name, m in model.named_modules():
+                m.training = modes[name]
+            for p in model.parameters():
+                p.grad = None
     extra = None
     if isinstance(mask, tuple):  # (mask, state): PEGS with return_state=True also hands back its weights
         mask, extra = mask
     mask = {k: v.detach().bool() for k, v in mask.items()}
     check_mask(model, mask)
+    density_free = getattr(fn, "density_free", None)
+    check_degenerate(model, mask, density, method, degenerate, getattr(fn, "degenerate_hint", None), options,
+                     options.get("input_shape"), check_count=not (density_free and density_free(options)))
     return mask if extra is None else (mask, extra)

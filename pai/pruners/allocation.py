@@ -34,8 +34,9 @@ def _raw_score(shape: Sequence[int], kernel_term: bool) -> float:
     return sum(dims) / math.prod(dims)
 
 
-def layer_densities(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, float]:
-    """Per-layer densities ``{weight name: p_l}`` with ``sum p_l N_l = density * sum N_l``."""
+def target_layer_densities(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, float]:
+    """Per-layer target densities ``{weight name: p_l}`` with ``sum p_l N_l = density * sum N_l``
+    (what a mask keeps is :func:`pai.masks.kept_layer_densities`)."""
     density = validate_density(density)
     shapes = layer_shapes(model_or_shapes)
     if scheme == "uniform":
@@ -58,11 +59,16 @@ def layer_densities(model_or_shapes, density: float, scheme: str = "erk") -> Dic
         return {k: (1.0 if k in dense else eps * raw[k]) for k in shapes}
 
 
+def layer_densities(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, float]:
+    """Old name of :func:`target_layer_densities`, kept for callers not yet renamed (to be removed)."""
+    return target_layer_densities(model_or_shapes, density, scheme)
+
+
 def layer_budgets(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, int]:
     """Exact kept-weight counts per layer: largest-remainder rounding of ``p_l N_l`` to a total of
     ``round(density * N)``, each count within [0, N_l]."""
     shapes = layer_shapes(model_or_shapes)
-    dens = layer_densities(shapes, density, scheme)
+    dens = target_layer_densities(shapes, density, scheme)
     return round_budgets({k: dens[k] * math.prod(s) for k, s in shapes.items()},
                          {k: math.prod(s) for k, s in shapes.items()},
                          round(validate_density(density) * sum(math.prod(s) for s in shapes.values())))

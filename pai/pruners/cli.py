@@ -1,7 +1,7 @@
 """``python -m pai prune``: build a model, prune it, write the mask atomically, print a layer table.
 
     python -m pai prune --model resnet20 --method synflow --density 0.01 --seed 0 --out mask.pt \\
-        --dataset cifar10 --option dtype=float32 --option iterations=100
+        --dataset cifar10 --option dtype=float64 --option iterations=100
 
 The model is initialised exactly as ``pai.train`` does (``pai.models.initial_model``), so a mask of a
 weight-dependent method (magnitude, SynFlow, ...) belongs to the network that a run with the same seed
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a pruner option (repeatable), e.g. --option dtype=float32")
+                   help="a pruner option (repeatable), e.g. --option dtype=float64")
     p.add_argument("--quiet", action="store_true", help="do not print the per-layer table")
     return p
 

@@ -7,52 +7,88 @@ balancing perspective); official code ``pvh1602/NPB`` (``Pruners/pruners.py::Opt
 
 Layers get ERK budgets (:func:`pai.pruners.allocation.layer_budgets`) and are solved greedily in
 forward order: for layer l, ``P_in`` (per input channel) is the all-ones forward through a float64
-copy of the network with every parameter 1 (biases 0, or 1 with ``faithful=True``), normalisation
-layers bypassed and average pools summing, with the masks already chosen for layers < l applied and
-later layers dense, summed over H, W.  The per-layer integer program (:mod:`.npb_solver`) picks how
-many weights each kernel i->j keeps; those positions are then drawn inside the kernel uniformly at
-random from a generator seeded by ``seed`` (``scale_weight=True``: the largest |w|).  Projection
-shortcuts use their own input (the block input) as ``P_in``, ``K = 1`` and ``beta = shortcut_beta``
-(0.001, the official function default).
+copy of the network with every parameter 1, normalisation layers bypassed and average pools summing,
+with the masks already chosen for layers < l applied and later layers dense, summed over H, W.  The
+per-layer integer program (:mod:`.npb_solver`) picks how many weights each kernel i->j keeps; those
+positions are then drawn inside the kernel uniformly at random from a generator seeded by ``seed``
+(``scale_weight=True``: the largest |w|).  Projection shortcuts use their own input (the block input)
+as ``P_in``, ``K = 1`` and ``beta = shortcut_beta``.
 
-Options: ``scheme`` (ERK), ``alpha`` = 0.01, ``beta`` = 1 (paper), ``max_p`` (kernel cap K, default
-k*k), ``max_p_decay`` (the official ResNet/VGG schedule), ``node_term`` ("count" | "paper"),
-``solver`` ("fast" | "milp"), ``time_limit`` (s per MILP call), ``chunk_size`` / ``chunk_above``,
-``scale_weight``, ``faithful``, ``finetune`` (the official fine-tune pass, on by default), ``stats``
-(a dict to receive per layer the objective summed over chunks, K, kept count and seconds).
+Default = the published method, the official ResNet-20 recipe (``scripts/run.sh``: ERK, α = 0.01,
+β = 1, ``--max_p 9``, chunk size 32) with the official code's rules:
 
-Deviations from the official code, and why:
+* ``path_norm="official"``: the path term's normaliser of ``optimize_layerwise``, including its
+  ``np.sort(P)[-0:]`` slice (with less than one full input channel of budget it sums *all* channels);
+* ``path_bias=1.0``: every parameter, biases included, is 1 in the ``P_in`` forward (``copynet``);
+* ``linear_beta=0.0``: linear layers are solved with β = 0; shortcuts with ``shortcut_beta`` 0.001
+  (the function default the official call falls back to) and K = 1;
+* ``max_p=9`` with ``max_p_decay=True``: ResNets, after each projection shortcut ``max_p -= 2``
+  while ``max_p > 5``; nets without shortcuts, ``max_p -= 2`` at the second and later resolution
+  drops (the official VGG hook positions); the first layer and shortcuts are never capped;
+* chunking (``chunk_size=32``, ``chunk_above=None`` = the official rule: ``c_out*c_in > 64*32`` for
+  a ResNet on 32-px input, else ``128*128``; never the first layer): convs are solved per block of
+  ``chunk_size`` outputs, each with the full ``P_in``; linear layers with more than 5120 weights per
+  blocks of 10 outputs;
+* ``solver="auto"``: the integer program solved exactly by HiGHS (``scipy.optimize.milp``), the
+  solver cvxpy 1.3.2 picks for the official ``prob.solve()`` (no cvxpy needed), for every chunk of at
+  most ``MILP_MAX_KERNELS`` = 2048 kernels (``c_in * c_out``: every layer of ResNet-20, LeNet-5's
+  convs); larger chunks use the fast solver below, because HiGHS needs seconds to minutes per chunk
+  there (LeNet-300-100's 784x10 chunks: over 5 CPU-minutes for the first layer; the official code
+  pays this).  ``solver="milp"`` forces HiGHS everywhere (the official behaviour, slow on wide layers).
 
-* Exact counts: each layer keeps exactly its ERK budget; the official ``ceil`` per layer/chunk,
-  ``int16`` truncation of solver output (2.9999 -> 2) and caps above k*k can lose or add weights.
-  Here the solver output is rounded and refilled to the budget, and ``K <= k*k``.
-* The solver: ``solver="fast"`` (default) is an exact greedy over row sums (see :mod:`.npb_solver`),
-  O(c_in log c_in) per layer, so no chunking is needed; ``solver="milp"`` is the official integer
-  program through ``scipy.optimize.milp`` (HiGHS, what cvxpy 1.3.2 picks) without cvxpy.
-* ``R`` is #non-empty kernels / n, the official value plus a constant (same maximiser).
-* Chunking is off by default.  ``chunk_size=32`` reproduces it: convs (not the first) with
-  ``c_out*c_in > chunk_above`` (128*128; the official ResNet-20 rule is 64*32) are solved per block
-  of ``chunk_size`` outputs, each with the full ``P_in``; linear layers with more than 5120 weights
-  per blocks of 10 outputs.  The budget is split exactly over the chunks; the official code solves
-  each chunk at ceil(density * size) and leaves a remainder of ``c_out % chunk_size`` channels dense.
+Measured on ResNet-20 (CIFAR-10 shapes) with :mod:`pai.metrics.paths`, seeds 0/1/2: at density 0.01
+the official code (cvxpy 1.9 -> HiGHS) keeps 593/577/582 effective nodes and 10^16.9/17.4/16.9 paths
+with 2,731-2,768 weights; this default keeps 574/561/574 nodes and 10^17.2/17.3/17.3 paths with
+exactly 2,709 weights and no dead weight.  At 0.1: official 701 nodes, 10^34.0-34.1; ours 701 nodes,
+10^34.1.
+
+Named options, and why:
+
+* ``solver="fast"`` (everywhere): an exact greedy (:func:`.npb_solver.solve_fast`, O(c_in log c_in)
+  per chunk, no MILP): the same optimal objective as HiGHS on every layer (tested on the ``P_in`` of
+  real networks), but a different optimum -- it spreads each layer's weights evenly over the output
+  channels, where HiGHS's vertex solutions are uneven -- so later layers see a flatter ``P_in`` and
+  the mask differs (ResNet-20 @ 0.01: 581 nodes, 10^15.8 paths).  Use it where the MILP is too slow
+  (ResNet-18/VGG-16: seconds instead of minutes).
+* ``path_norm="max"``: the normaliser the official formula means, the true maximum of ``sum P_i x_i``
+  under the budget and kernel cap (fill the highest-P channels); the official slice makes the path
+  term ~C_in times smaller on sparse layers, so the node and kernel terms dominate there.
+* ``path_bias=0.0``: pure path counts (no "bias paths" from conv biases); ``linear_beta=None``: β on
+  linear layers too; ``node_term="paper"``: the paper's P-weighted node term (the code counts
+  channels); ``max_p=None``: no cap (k*k); ``chunk_size=None``: whole layers (the fast solver needs
+  no chunking).  The pre-change defaults of pai (``path_norm="max", path_bias=0, linear_beta=None,
+  max_p=None, chunk_size=None, solver="fast"``) give 193 effective nodes and 10^23.8 paths on
+  ResNet-20 @ 0.01 (``path_norm="max"`` alone: 180 nodes, 10^23.3): they maximise paths, not the
+  node-path balance the method is about.
+* ``finetune=False``: bare Alg. 1 without the official fine-tune pass.
+
+Deviations from the official code that remain, and why:
+
+* Exact counts: each layer keeps exactly its ERK budget (largest-remainder rounding), split exactly
+  over its chunks; the official ``ceil`` per layer and chunk, ``int16`` truncation of solver output
+  (2.9999 -> 2) and overfilled fine-tune kernels give 2,731 / 2,767 weights for a target of 2,709
+  (ResNet-20 @ 0.01).  The official code also leaves the ``c_out % chunk_size`` remainder channels of
+  a chunked layer dense (none in ResNet-20/VGG/ResNet-18, whose widths are multiples of 32); here
+  the last chunk is just smaller.  ``K <= k*k`` (officially a larger ``max_p`` is kept).
+* The fine-tune pass (official ``fine_tune_mask``): kept weights on no input->output path (zero
+  gradient of the all-ones output) move to the kernels with the most effective weights, as
+  officially, but (a) only to positions that are on a path (the official code fills whole kernels /
+  whole shortcut columns, part of which can be dead again), (b) within the same layer, so every layer
+  keeps its exact budget (officially the last kernel overfills and leftovers carry to the next
+  layer), (c) linear layers too (officially skipped).  Liveness is recomputed before each layer, in
+  forward order, as the official per-layer re-check does, because the weights moved in one layer
+  open paths through later ones; a dead weight stays only where its layer has no free live position
+  left.  ResNet-20 @ 0.01: 368 of 2,709 weights dead after bare Alg. 1, 0 after this pass (with the
+  pre-change options 92 stayed dead when liveness came from a single backward pass; now 5).
 * Layer order and inputs come from the traced graph (:mod:`pai.graph`), not forward-hook order, so
   the official VGG off-by-one (a conv before a max-pool receives its own output as ``P_in``) is gone;
   all average pools sum (the official code misses functional ones).
-* ``max_p_decay`` reproduces the schedule: ResNets, after each projection shortcut ``max_p -= 2``
-  while ``max_p > 5``; nets without shortcuts, ``max_p -= 2`` at the second and later resolution
-  drops.  ``faithful=True`` sets biases to 1 in the path forward, keeps the official ``maxpath``
-  quirk and ``beta = 0`` for linear layers.
-* The fine-tune pass (official ``fine_tune_mask``, always run there; ``finetune=False`` gives bare
-  Alg. 1): kept weights on no input->output path (zero gradient of the all-ones output) are moved
-  to the kernels with the most effective weights, as officially, but (a) only to positions that are
-  on a path (the official code fills whole kernels / whole shortcut columns, part of which can be
-  dead again), (b) within the same layer, so every layer keeps its exact budget (officially the
-  last kernel overfills and leftovers carry to the next layer; here, if live positions run out,
-  the remaining ineffective weights stay), (c) from one backward pass, without per-layer rechecks
-  (moving ineffective weights changes no path count), (d) linear layers too (officially skipped).
-  On ResNet-20 at density 0.01 it lifts the effective weights from 38% to 97% of the budget.
-* Not implemented: ``--is_node_constraint`` (off by default in the official code).
-* Positions inside a kernel are seeded (official: unseeded ``np.random.shuffle``).
+* Not implemented: ``--is_node_constraint`` (off by default in the official code).  Positions inside
+  a kernel are seeded (official: unseeded ``np.random.shuffle``).
+
+Other options: ``scheme`` (ERK), ``alpha``, ``beta``, ``time_limit`` (s per MILP call), ``threads``,
+``stats`` (a dict to receive per layer the objective summed over chunks, K, kept count, seconds, and
+``problems``: the per-chunk solver inputs).
 """
 from __future__ import annotations
 
@@ -72,11 +108,13 @@ from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
 from ..threads import torch_threads
 from .allocation import layer_budgets, round_budgets
-from .npb_solver import NODE_TERMS, materialize, npb_objective, refill, solve_fast, solve_milp
+from .npb_solver import NODE_TERMS, PATH_NORMS, materialize, npb_objective, refill, solve_fast, solve_milp
 from .random import random_positions
 
-SOLVERS = ("fast", "milp")
+SOLVERS = ("auto", "milp", "fast")
+MILP_MAX_KERNELS = 64 * 32  # "auto": HiGHS up to this many kernels per chunk (all of ResNet-20), fast beyond
 LINEAR_CHUNK, LINEAR_CHUNK_ABOVE = 10, 512 * 10  # official rule for wide linear layers
+CHUNK_ABOVE, CHUNK_ABOVE_RESNET32 = 128 * 128, 64 * 32  # official conv rule (ResNet on 32 px: smaller)
 _BYPASS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm,
            nn.modules.instancenorm._InstanceNorm, nn.modules.dropout._DropoutNd)
 
@@ -216,56 +254,61 @@ def _solve_layer(layer: LayerNode, P: np.ndarray, budget: int, parts: List[slice
     total = sum(sizes.values())
     n_parts = round_budgets({i: budget * v / total for i, v in sizes.items()}, sizes, budget)
     M = np.zeros((layer.in_units, layer.out_units), dtype=np.int64)
-    objective, used_K = 0.0, 0
+    objective, used_K, problems = 0.0, 0, []
     for i, s in enumerate(parts):
         c_out, n = s.stop - s.start, n_parts[i]
         # at least ceil(n / kernels) per kernel so the budget fits; never above k*k (official: can)
         K = min(k2, max(cap, math.ceil(n / (layer.in_units * c_out))))
         used_K = max(used_K, K)
-        if solver == "fast":
+        use = solver if solver != "auto" else ("milp" if layer.in_units * c_out <= MILP_MAX_KERNELS else "fast")
+        if use == "fast":
             M[:, s] = solve_fast(P, c_out, K, n, alpha, beta, **kw)
         else:
             M[:, s] = solve_milp(P, c_out, K, n, alpha, beta, time_limit=time_limit, **kw)
         objective += npb_objective(M[:, s], P, K, n, alpha, beta, **kw)
-    return M, objective, used_K
+        problems.append(dict(P=P, c_out=c_out, K=K, n=n, alpha=alpha, beta=beta, solver=use, **kw))
+    return M, objective, used_K, problems
 
 
-def _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta):
+def _check_options(solver, node_term, path_norm, chunk_size, max_p, max_p_decay, alpha, beta):
     if solver not in SOLVERS:
         raise ValueError(f"unknown NPB solver {solver!r}; valid: {', '.join(SOLVERS)}")
     if node_term not in NODE_TERMS:
         raise ValueError(f"unknown NPB node_term {node_term!r}; valid: {', '.join(NODE_TERMS)}")
+    if path_norm not in PATH_NORMS:
+        raise ValueError(f"unknown NPB path_norm {path_norm!r}; valid: {', '.join(PATH_NORMS)}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}")
     if max_p is not None and (not isinstance(max_p, int) or max_p < 1):
         raise ValueError(f"max_p must be None or a positive int, got {max_p!r}")
-    if max_p_decay and max_p is None:
-        raise ValueError("max_p_decay=True needs a starting max_p (the official ResNet-20 script uses 9)")
     if not 0.0 <= alpha <= 1.0 or beta < 0:
         raise ValueError(f"need 0 <= alpha <= 1 and beta >= 0, got alpha={alpha}, beta={beta}")
 
 
 @register_pruner("npb")
 def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str = "erk",
-        alpha: float = 0.01, beta: float = 1.0, shortcut_beta: float = 0.001, max_p: Optional[int] = None,
-        max_p_decay: bool = False, node_term: str = "count", solver: str = "fast",
-        time_limit: Optional[float] = None, chunk_size: Optional[int] = None,
-        chunk_above: int = 128 * 128, scale_weight: bool = False, faithful: bool = False,
+        alpha: float = 0.01, beta: float = 1.0, shortcut_beta: float = 0.001, linear_beta: Optional[float] = 0.0,
+        max_p: Optional[int] = 9, max_p_decay: bool = True, node_term: str = "count", path_norm: str = "official",
+        path_bias: float = 1.0, solver: str = "auto", time_limit: Optional[float] = None,
+        chunk_size: Optional[int] = 32, chunk_above: Optional[int] = None, scale_weight: bool = False,
         finetune: bool = True, threads: Optional[int] = 1, stats: Optional[dict] = None) -> Mask:
-    """Node-Path Balancing mask at ``density`` (fraction of weights kept); see the module docstring.
+    """Node-Path Balancing mask at ``density`` (fraction of weights kept); defaults = the official
+    ResNet-20 recipe and rules, options and deviations: see the module docstring.
 
     ``threads``: torch threads while pruning (None: leave as set).  The path forwards are batch-1
     and latency-bound: on a busy 2-core machine two OpenMP threads made them ~40x slower than one.
     """
-    _check_options(solver, node_term, chunk_size, max_p, max_p_decay, alpha, beta)
+    _check_options(solver, node_term, path_norm, chunk_size, max_p, max_p_decay, alpha, beta)
     with torch_threads(threads):  # restored on exit
         params = prunable_parameters(model)
         graph = build_graph(model)
         budgets = layer_budgets(model, density, scheme)
-        paths = PathNet(model, graph.input_shape, bias=1.0 if faithful else 0.0)
+        paths = PathNet(model, graph.input_shape, bias=float(path_bias))
         gen = torch_generator(seed)
         first_layers = set(graph.first_layers())
         has_shortcuts = any(l.is_shortcut for l in graph)
+        if chunk_above is None:  # official: ResNet-20's rule for any ResNet class on 32-px input
+            chunk_above = CHUNK_ABOVE_RESNET32 if has_shortcuts and graph.input_shape[1] == 32 else CHUNK_ABOVE
         masks: Mask = {}
         drops, prev_h = 0, None
         for layer in graph:
@@ -274,7 +317,7 @@ def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str =
                                  "prunable module used once")
             t0 = time.perf_counter()
             first = layer.index in first_layers
-            if layer.kind == "conv" and not has_shortcuts and max_p_decay:
+            if layer.kind == "conv" and not has_shortcuts and max_p_decay and max_p is not None:
                 if prev_h is not None and layer.in_spatial[0] < prev_h:
                     drops += 1
                     if drops >= 2:
@@ -283,26 +326,45 @@ def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str =
             P = paths.input_paths(layer)
             k2 = layer.kernel[0] * layer.kernel[1]
             cap = k2 if (first or layer.is_shortcut or max_p is None) else max_p
-            b = shortcut_beta if layer.is_shortcut else (0.0 if faithful and layer.kind == "linear" else beta)
+            if layer.is_shortcut:
+                b = shortcut_beta
+            elif layer.kind == "linear" and linear_beta is not None:
+                b = linear_beta
+            else:
+                b = beta
             parts = _chunks(layer, first, chunk_size, chunk_above)
-            kw = dict(node_term=node_term, official_maxpath=faithful)
-            M, objective, used_K = _solve_layer(layer, P, budgets[layer.name], parts, cap, alpha, b, solver,
-                                                time_limit, kw)
+            kw = dict(node_term=node_term, official_maxpath=path_norm == "official")
+            M, objective, used_K, problems = _solve_layer(layer, P, budgets[layer.name], parts, cap, alpha, b,
+                                                          solver, time_limit, kw)
             weight = params[layer.name] if scale_weight else None
             mask = materialize(M, layer.shape, gen, weight)
             paths.set_mask(layer, mask)
-            masks[layer.name] = mask.to(params[layer.name].device)
-            if layer.is_shortcut and max_p_decay and max_p > 5:
+            masks[layer.name] = mask
+            if layer.is_shortcut and max_p_decay and max_p is not None and max_p > 5:
                 max_p -= 2
             if stats is not None:
                 stats[layer.name] = {"objective": objective, "chunks": len(parts), "K": used_K,
-                                     "kept": int(mask.sum()), "seconds": time.perf_counter() - t0}
+                                     "kept": int(mask.sum()), "seconds": time.perf_counter() - t0,
+                                     "problems": problems}
         if finetune:
-            live = paths.live(list(graph))
-            for layer in graph:
-                masks[layer.name] = refill(layer, masks[layer.name].cpu(), live[layer.name], gen).to(
-                    params[layer.name].device)
+            _finetune(graph, paths, masks, gen)
+        out = {k: masks[k].to(params[k].device) for k in masks}
         for name, p in params.items():  # a prunable module the forward never calls: random placement
-            if name not in masks:
-                masks[name] = random_positions(tuple(p.shape), budgets[name], gen).to(p.device)
-        return masks
+            if name not in out:
+                out[name] = random_positions(tuple(p.shape), budgets[name], gen).to(p.device)
+        return out
+
+
+def _finetune(graph, paths: PathNet, masks: Mask, gen: torch.Generator) -> None:
+    """The fine-tune pass, layer by layer in forward order: recompute which positions lie on an
+    input->output path (one backward through the current masks) whenever the layer has dead weights,
+    move them (:func:`.npb_solver.refill`), and update the path network before the next layer."""
+    layers = list(graph)
+    live = paths.live(layers)
+    for layer in layers:
+        dead = masks[layer.name] & ~live[layer.name]
+        if not bool(dead.any()):
+            continue
+        live = paths.live(layers)  # the layers before this one changed: their new paths count here
+        masks[layer.name] = refill(layer, masks[layer.name], live[layer.name], gen)
+        paths.set_mask(layer, masks[layer.name])

@@ -11,9 +11,12 @@ kept weights of kernel i->j) maximising ``alpha*A + (1-alpha)*B + beta*R`` with
 * ``A`` node term: the fraction of the ``c_in + c_out`` channels with at least one kept weight (the
   official code; ``node_term="paper"`` is the paper's ``sum_i min(P_i sum_j M_ij, 1) + sum_j
   min(sum_i P_i M_ij, 1)`` with raw path counts, i.e. only channels that carry a path count);
-* ``B`` path term: ``sum_ij P_i M_ij / maxpath``, maxpath = the best value of filling the highest-P
-  channels (``official_maxpath=True`` keeps the official quirk: with fewer than one full channel of
-  budget the slice ``[-0:]`` sums *all* channels);
+* ``B`` path term: ``sum_ij P_i M_ij / maxpath``.  The official normaliser (``official_maxpath=True``,
+  the pruner's default ``path_norm="official"``) computes ``min_out_node = int(n / (c_out K))`` full
+  channels and a remainder, and sums ``np.sort(P)[-min_out_node:]``; when ``min_out_node`` is 0 the
+  slice ``[-0:]`` is the *whole* vector, so maxpath = ``sum(P) c_out K + remainder max(P)``.
+  ``path_norm="max"`` is the value the formula means: the best ``sum P_i x_i`` under the budget, i.e.
+  filling the highest-P channels (``remainder max(P)`` in that case);
 * ``R`` = #non-empty kernels / n.  (The official code writes ``(n - #empty kernels) / n``, which is
   ``R`` minus a constant: same maximiser; ours is >= 0 so that solver ratios mean something.)
 
@@ -41,10 +44,13 @@ import numpy as np
 import torch
 
 NODE_TERMS = ("count", "paper")
+PATH_NORMS = ("official", "max")  # the path term's normaliser: see max_path
 
 
 def max_path(P: np.ndarray, c_out: int, K: int, n: int, official: bool = False) -> float:
-    """The path term's normaliser: fill the highest-P input channels with ``c_out*K`` weights each."""
+    """The path term's normaliser: fill the highest-P input channels with ``c_out*K`` weights each
+    (``official=True``: with less than one full channel of budget, the official ``[-0:]`` slice adds
+    every channel's ``P * c_out * K``; ``pvh1602/NPB: Pruners/utils.py::optimize_layerwise``)."""
     P = np.sort(np.asarray(P, dtype=np.float64))[::-1]
     cap = c_out * K
     full = min(n // cap, P.size)

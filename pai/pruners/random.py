@@ -101,3 +101,6 @@ def prune_shuffle(model: nn.Module, density: float, *, seed: int, data=None, bas
         mask = load_mask(mask)
     check_mask(model, mask)
     return shuffle_layerwise(mask, seed)
+
+
+prune_shuffle.density_free = lambda options: options.get("mask") is not None  # counts are the mask's

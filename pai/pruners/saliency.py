@@ -15,8 +15,14 @@
 
 Prune set, as the SynFlow repo (``prune_dataset_ratio=10``, batch 256): ``samples_per_class *
 num_classes`` training images drawn at random by ``seed`` (not class-balanced unless
-``class_balanced=True``).  BatchNorm is in eval mode (running statistics) by default as in the SynFlow
-repo; ``train_mode=True`` uses batch statistics as the PHEW repo does.
+``class_balanced=True``).
+
+Mode (SNIP and GraSP): ``train_mode=False`` (default) scores with BatchNorm in eval mode (running
+statistics), as the SynFlow repo does for every pruner (``prune_loop``: ``model.eval()`` unless
+``--prune-train-mode``), so it produced the SynFlow paper's SNIP/GraSP numbers and the NPB paper's
+(NPB forks that code).  ``train_mode=True`` scores with batch statistics, as the PHEW repo does
+(``ShreyasMalakarjunPatil/PHEW @ c4a0d40: Prune/snip_utils.py``, ``grasp_utils.py``: ``net.train()``),
+the mode behind the PHEW paper's baselines.  A notebook reproducing a paper passes that paper's mode.
 
 Deviations: no train-time augmentation on the prune set (the SynFlow repo draws it from the
 augmented training loader; we score the normalised images as they are, so a seed fixes the scores);

@@ -10,9 +10,9 @@ whole ``state_dict``), the model is put in eval mode, and with the current mask 
 where ``f(1)`` is the output on one all-ones input of ``model.input_shape``.  With every weight
 positive the ReLUs pass everything, so (biases aside) R is the sum over all input→output paths of
 the product of |θ| along the path, and S(θ_e) is the total weight of the paths through edge e.
-The score is recomputed ``iterations`` (100) times; after step k the mask keeps the top
-``density_k · N`` scores globally, ``density_k = d^(k/n)`` (``schedule="exponential"``, the paper's)
-or ``1 - (1 - d) k / n`` (``"linear"``).  Weights never change, only the mask.
+The score is recomputed ``iterations`` (100) times; after step k the mask is re-selected globally at
+``density_k = d^(k/n)`` (``schedule="exponential"``, the paper's) or ``1 - (1 - d) k / n``
+(``"linear"``) by the selection ``rule`` below.  Weights never change, only the mask.
 
 SynFlow-L2 — as in the PHEW repo (Patil & Dovrolis, ICML 2021; ``Prune/synflowl2_utils.py``):
 the same loop on the network with every *parameter* squared (θ ← θ², biases and BN affine included;
@@ -21,23 +21,42 @@ buffers untouched, as that repo), R₂ = 1ᵀ f(1), and ``S = |∂R₂/∂(θ²)
 initialization", arXiv 2101.10552 (2021), the path-kernel-norm form of SynFlow:
 ``S = θ ⊙ ∂R₂/∂θ = 2 θ² ∂R₂/∂(θ²)``, which weighs each edge by θ² instead of |θ| (the factor 2 does not
 change the ranking).  The two agree on which paths count and differ only in that edge factor; the
-PHEW figures use ``"phew"``.  (The Gebhart form is our reading of that paper's path-kernel norm; not
-checked against its PDF here.)
+PHEW figures use ``"phew"``.  (The Gebhart form is read from the paper's path-kernel definition, not
+checked against its code.)  SynFlow-L2's default rule is the PHEW repo's ``"percentile"``
+(:func:`percentile_keep`).
 
-Deviations from the official code (``ganguli-lab/Synaptic-Flow`` @ 9dfa57a) and why:
+Default = the published method: on identical weights it gives the mask of the official code
+(``ganguli-lab/Synaptic-Flow`` @ 9dfa57a, ``Pruners/pruners.py::SynFlow`` + ``_global_mask``, the code
+behind the paper's figures), checked mask for mask (IoU 1.0) on ResNet-20 and VGG-16 at densities
+0.01 and 0.1:
 
-* float64 by default (``dtype=torch.float32`` matches the official code): path products over
-  18+ layers under- or overflow float32, producing ties and the abort of GitHub ganguli-lab/Synaptic-Flow#12.
-* Exact count ``round(density_k · N)`` with deterministic ties (earlier layer, then lower index;
-  :func:`select_top`) instead of ``score > kthvalue``, which prunes every weight
-  tied at the threshold.  ``faithful=True`` applies the official rule (k = int((1-d)N), τ = k-th
-  smallest of all scores with the pruned ones at 0, keep ``score > τ``).  In both modes a pruned weight
-  (score 0) never returns, as in the official code, so the masks are nested.
-* Speed (ResNet-18: ~11 M weights, 100 steps): one copy of the model is made once, pruned weights
-  are zeroed in it in place, ``torch.autograd.grad`` runs only for the prunable weights, and the
-  scores, top-k and bookkeeping touch only the still-kept weights (a list of their flat indices), so
-  the cost per step falls with the density.  The official code deep-copies nothing either but
-  backpropagates into every parameter and thresholds all N scores each step.
+* ``rule="threshold"`` (Alg. 1 and ``_global_mask``): k = int((1-d_k) N), τ = the k-th smallest of
+  all N scores (pruned weights score 0 and stay in the pool), keep ``score > τ``.  Every weight tied
+  at τ is pruned, so the kept count can fall short of d·N; a pruned weight never returns, so the
+  masks along the schedule are nested.
+* ``dtype=float32``, the official precision (commit 7de8b51 tried float64 and de91de6 reverted it).
+  float64 is not the default because it changes the mask: on identical weights, float64 against
+  the official float32 mask gives IoU 1.0 on ResNet-20 (0.01 and 0.1) but 0.90 (0.01) and 0.985
+  (0.1) on VGG-16, where float32 rounding decides near-ties.
+
+Named options, and why:
+
+* ``dtype=torch.float64``: path products over many layers under- or overflow float32 (ResNet-50 at
+  0.01 keeps no input->output path in float32); float64 scores are exact where float32 collapses.
+  :func:`pai.prune` warns about a collapsed mask (empty layers, no path) and names this fix; the
+  official code aborts only when the count is 5 or more off (issue #12) and says nothing otherwise.
+* ``rule="exact"``: keep exactly ``round(d_k · N)`` weights, ties broken by position (earlier layer,
+  then lower index; :func:`select_top`).  The threshold rule prunes *all* weights tied at τ, so at
+  high compression (or after float32 underflow, where many scores are equal) it keeps fewer
+  weights than asked; the exact count makes densities comparable across methods.  It differs from
+  the published masks (IoU 0.85 on ResNet-20 at 0.01 in float64).
+
+Not reproduced: the issue-#12 abort (replaced by the degenerate-mask check of :func:`pai.prune`).
+Speed (ResNet-18: ~11 M weights, 100 steps): one copy of the model is made once, pruned weights
+are zeroed in it in place, ``torch.autograd.grad`` runs only for the prunable weights, and the
+scores, top-k and bookkeeping touch only the still-kept weights (a list of their flat indices), so
+the cost per step falls with the density.  The official code backpropagates into every parameter
+and thresholds all N scores each step; both give the same scores.
 """
 from __future__ import annotations
 
@@ -52,6 +71,7 @@ from . import register_pruner
 from ..masks import Mask, prunable_parameters
 
 SCHEDULES = ("exponential", "linear")
+RULES = ("threshold", "percentile", "exact")
 VARIANTS = ("phew", "gebhart")
 KINDS = ("synflow", *VARIANTS)
 SAMPLE_SIZE = 1 << 16  # entries of the sample that brackets the global threshold
@@ -84,7 +104,7 @@ class FlowNet:
     (``kind="synflow"``) or θ² of every parameter (``"phew"``, ``"gebhart"``), the all-ones input,
     and the flat indices of the still-kept weights of each layer (``idx``)."""
 
-    def __init__(self, model: nn.Module, kind: str = "synflow", dtype=torch.float64,
+    def __init__(self, model: nn.Module, kind: str = "synflow", dtype=torch.float32,
                  input_shape: Sequence[int] | None = None):
         if kind not in KINDS:
             raise ValueError(f"unknown flow score {kind!r}; valid: {', '.join(KINDS)}")
@@ -166,7 +186,8 @@ def flow_scores(model: nn.Module, mask: Mask | None = None, *, kind: str = "synf
                 input_shape: Sequence[int] | None = None) -> Dict[str, torch.Tensor]:
     """One scoring pass (``kind`` = ``"synflow"``, ``"phew"`` or ``"gebhart"``) with the weights
     outside ``mask`` (default: none) pruned; full-shape scores, 0 at pruned weights.  The model
-    itself is not modified."""
+    itself is not modified.  float64 by default: this is a measurement, not the pruner (whose
+    default is the official float32)."""
     fn = FlowNet(model, kind, dtype, input_shape)
     if mask is not None:
         fn.restrict(mask)
@@ -250,32 +271,86 @@ def official_keep(scores: Dict[str, torch.Tensor], total: int, density: float) -
     return {key: p > tau for key, p in scores.items()}
 
 
+def percentile_keep(scores: Dict[str, torch.Tensor], total: int, density: float) -> Dict[str, torch.Tensor]:
+    """The PHEW repo's SynFlow-L2 rule (``Prune/synflowl2_utils.py``) on the kept weights' scores (the
+    other weights are pruned, score 0): τ = ``np.percentile(all N scores, 100 (1-d))`` (linear
+    interpolation between the order statistics at rank ``(1-d)(N-1)``), keep ``score > τ``.  τ is
+    interpolated in float64 (numpy's float32 lerp can differ in the last bit).  At density 1 all are
+    kept (the PHEW code would drop the minimum; the SynFlow repo's ``k < 1`` guard keeps all)."""
+    if density >= 1.0:
+        return {key: torch.ones_like(p, dtype=torch.bool) for key, p in scores.items()}
+    parts = list(scores.values())
+    size = sum(p.numel() for p in parts)
+    zeros = total - size  # pruned weights: the smallest scores (all scores are >= 0)
+
+    def ascending(r: int) -> float:  # the r-th smallest (0-indexed) of all ``total`` scores
+        return 0.0 if r < zeros else float(kth_largest(parts, size - (r - zeros)))
+
+    pos = (1.0 - density) * (total - 1)
+    lo = int(math.floor(pos))
+    frac = pos - lo
+    a = ascending(lo)
+    tau = a if frac == 0 or lo + 1 >= total else a + (ascending(lo + 1) - a) * frac
+    return {key: p.double() > tau for key, p in scores.items()}
+
+
 def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: int = 100,
-                   schedule: str = "exponential", dtype=torch.float64, faithful: bool = False,
+                   schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
                    input_shape: Sequence[int] | None = None) -> Mask:
-    """The SynFlow loop (Alg. 1) with score ``kind``; returns the final mask."""
+    """The SynFlow loop (Alg. 1) with score ``kind`` and selection ``rule``; returns the final mask."""
+    if rule not in RULES:
+        raise ValueError(f"unknown SynFlow rule {rule!r}; valid: {', '.join(RULES)}")
     densities = density_schedule(density, iterations, schedule)
     fn = FlowNet(model, kind, dtype, input_shape)
     total = fn.total
     for d in densities:
         scores = fn.compact_scores()
-        fn.keep(official_keep(scores, total, d) if faithful else select_top(scores, round(d * total)))
+        if rule == "threshold":
+            fn.keep(official_keep(scores, total, d))
+        elif rule == "percentile":
+            fn.keep(percentile_keep(scores, total, d))
+        else:
+            fn.keep(select_top(scores, round(d * total)))
     return fn.mask()
+
+
+def _degenerate_hint(options: dict, kinds) -> str | None:
+    """The fix :func:`pai.prune` names when a SynFlow mask is degenerate: float32 under/overflow
+    shows as no path or a short count (ties at 0 or inf); a short count alone as threshold ties."""
+    float32 = as_dtype(options.get("dtype", torch.float32)) == torch.float32
+    tips = []
+    if float32 and {"no-path", "density", "nothing-kept"} & set(kinds):
+        tips.append("SynFlow's path products under- or overflow float32 on deep networks: pass "
+                    "dtype=float64 (CLI: --option dtype=float64)")
+    if "density" in kinds and options.get("rule", "threshold") != "exact":
+        tips.append("the published rule prunes every weight tied at the threshold: rule='exact' keeps "
+                    "the exact count")
+    return "; ".join(tips) or None
 
 
 @register_pruner("synflow")
 def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, iterations: int = 100,
-                  schedule: str = "exponential", dtype=torch.float64, faithful: bool = False,
+                  schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
                   input_shape: Sequence[int] | None = None) -> Mask:
+    """SynFlow (Tanaka et al., NeurIPS 2020, Alg. 1); defaults = the official code, options: see the
+    module docstring (``dtype=float64`` for deep nets, ``rule="exact"`` for exact counts)."""
     return iterative_flow(model, density, kind="synflow", iterations=iterations, schedule=schedule,
-                          dtype=dtype, faithful=faithful, input_shape=input_shape)
+                          dtype=dtype, rule=rule, input_shape=input_shape)
 
 
 @register_pruner("synflow-l2")
 def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, variant: str = "phew",
-                     iterations: int = 100, schedule: str = "exponential", dtype=torch.float64,
-                     faithful: bool = False, input_shape: Sequence[int] | None = None) -> Mask:
+                     iterations: int = 100, schedule: str = "exponential", dtype=torch.float32,
+                     rule: str = "percentile", input_shape: Sequence[int] | None = None) -> Mask:
+    """SynFlow-L2 as in the PHEW repo (``Prune/synflowl2_utils.py``, the code behind the PHEW paper's
+    SynFlow-L2 numbers): the exponential schedule, eval mode, float32 and its selection rule,
+    ``rule="percentile"`` (τ = ``np.percentile`` of all scores, keep ``score > τ``; the SynFlow repo's
+    ``"threshold"`` differs from it by at most one weight per step).  ``variant="gebhart"``: the
+    path-kernel form.  Options (``dtype=float64``, ``rule="exact"``) as for ``synflow``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown SynFlow-L2 variant {variant!r}; valid: {', '.join(VARIANTS)}")
     return iterative_flow(model, density, kind=variant, iterations=iterations, schedule=schedule,
-                          dtype=dtype, faithful=faithful, input_shape=input_shape)
+                          dtype=dtype, rule=rule, input_shape=input_shape)
+
+
+prune_synflow.degenerate_hint = prune_synflow_l2.degenerate_hint = _degenerate_hint
