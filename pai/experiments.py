@@ -119,21 +119,18 @@ def with_method(spec: Dict[str, Any], **prune) -> Dict[str, Any]:
 
 
 def moving_distance_of_run(spec: Dict[str, Any], root: str | Path) -> float:
-    """Full-spectrum moving distance of a finished run: per layer, the ℓ2 distance between the coordinate
-    of the mask with its initial weights and with its trained weights, averaged over layers (our reading
-    of Hoang et al., NeurIPS 2023; see ``pai.metrics.full_spectrum_distance``).  NaN for a dense run."""
+    """Full-spectrum moving distance of a finished run (``pai.metrics.moving_distance``, our reading stated
+    there) between the mask at its initial and at its trained weights.  NaN for a dense run."""
     import math
 
-    from .metrics import full_spectrum_distance, network_full_spectrum
+    from .metrics import moving_distance, network_full_spectrum
 
     if spec["prune"]["method"] == "dense":
         return math.nan
     mask = mask_of_run(spec, root)
-    start = network_full_spectrum(init_model_of_run(spec, root), mask)
-    end = network_full_spectrum(final_model_of_run(spec, root), mask)
-    dists = [full_spectrum_distance(start[k], end[k]) for k in start]
-    dists = [d for d in dists if math.isfinite(d)]
-    return float(sum(dists) / len(dists)) if dists else math.nan
+    start = network_full_spectrum(init_model_of_run(spec, root), mask, invalid=math.nan)
+    end = network_full_spectrum(final_model_of_run(spec, root), mask, invalid=math.nan)
+    return moving_distance(start, end)["mean"]
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
