@@ -96,7 +96,7 @@ def test_determinism_and_seeds():
 
 
 def test_layers_of_one_shape_get_different_graphs():
-    mask = prune(model_of("resnet20"), "rreg", 0.1, seed=0, degree=3)
+    mask = prune(model_of("resnet20"), "rreg", 0.1, seed=0, degree=3, n_graphs=2)
     assert not torch.equal(mask["layer1.0.conv1.weight"], mask["layer1.0.conv2.weight"])
 
 
@@ -247,9 +247,12 @@ def test_first_and_last_layers_follow_one_rule_for_the_three_methods(name):
 
 
 def test_vgg_stem_under_the_official_rule_at_degree_3():
-    # the official VGG16-bn sparsifies the 3 -> 64 stem: X-Net keeps 3 * 3 kernels, RReg saturates it (d >= 3)
+    # the official VGG16-bn sparsifies the 3 -> 64 stem: X-Net keeps 3 * 3 kernels; RReg puts 64 stubs on each
+    # input and 3 on each output, 192 stubs into 192 pairs, so collapsed parallel edges leave about 136
+    # (measured with the official graph_utils.rreg_graph: 136.4 over 20 draws); exact degrees: complete
     model = _model("vgg16")
-    stem = "features.0.weight" if "features.0.weight" in prunable_parameters(model) else list(
-        prunable_parameters(model))[0]
+    stem = list(prunable_parameters(model))[0]
     assert int(channel_graph(prune(model, "xnet", 1.0, seed=0, degree=3)[stem]).sum()) == 9
-    assert bool(prune(model, "rreg", 1.0, seed=0, degree=3, n_graphs=1)[stem].all())
+    kept = [int(channel_graph(prune(model, "rreg", 1.0, seed=s, degree=3, n_graphs=1)[stem]).sum()) for s in range(8)]
+    assert 120 < sum(kept) / len(kept) < 150
+    assert bool(prune(model, "rreg", 1.0, seed=0, degree=3, n_graphs=1, exact_degrees=True)[stem].all())

@@ -15,7 +15,8 @@ same mask distribution:
 - ``rreg``: the bipartite configuration model with degree ``d`` on the larger side (outputs on a tie)
   and balanced degrees ``floor(d n_large / n_small)`` on the smaller side, +1 on its first
   ``d n_large mod n_small`` nodes; stubs are matched at random and, as the official code builds the
-  match into a simple graph, parallel edges collapse (degrees fall slightly below target).  The best of
+  match into a simple graph, parallel edges collapse (degrees fall below target, much below when ``d``
+  nears the smaller side's size: VGG's 3 -> 64 stem keeps ~136 of 192 kernels at d = 3).  The best of
   ``n_graphs = 100`` such graphs by Monte-Carlo vertex expansion is kept
   (:func:`pai.metrics.vertex_expansion`, the official estimate: ``|S| ~ U{1..ceil(n/2)-1}`` per side,
   1000 samples, fresh samples for each candidate).
@@ -32,8 +33,8 @@ same mask distribution:
 First and last layers (``dense_first`` / ``dense_last``, default ``None`` = the rule of
 :func:`dense_layer_rule`, the same for all three methods): ResNets and WRNs keep the stem conv and the
 classifier dense (official ResNet code); VGG keeps the last linear layer dense and sparsifies the stem
-(official VGG16-bn code, where RReg's 3 -> 64 stem saturates to dense at every ``d >= 3`` while X-Net
-keeps ``3 d`` kernels); the official code has no LeNet or MLP, and for them we keep the classifier
+(official VGG16-bn code, where at d = 3 RReg's 3 -> 64 stem keeps ~136 of 192 kernels and X-Net's
+``3 d`` = 9); the official code has no LeNet or MLP, and for them we keep the classifier
 dense (as both official families) and the first layer dense when it is a conv stem (LeNet-5's
 1 -> 6 conv: RReg saturates any 1-channel layer to dense, so a sparse stem would compare first-layer
 widths, not graphs) and sparse when it is linear (an MLP's 784 -> 300 input layer holds most of its
@@ -41,9 +42,10 @@ weights; there all three methods keep ``n_in d`` edges).  Pass booleans to overr
 count towards the density budget.
 
 Degree.  ``degree=d`` gives one d for every sparse layer, as in the papers (d = 3, 15, 30, 60); the
-``density`` argument is then ignored and the density follows from d.  A degree at or above the other
-side's size saturates to the complete bipartite graph, as in the official code; ``d < 1`` is a
-``ValueError``.  Without ``degree`` (not in the official code), each layer's density ``p_l`` comes from
+``density`` argument is then ignored and the density follows from d.  For xnet and random-graph a
+degree at or above ``n_out`` gives the complete bipartite graph, as in the official code; RReg's
+collapsed configuration model approaches it as ``d`` grows (``exact_degrees=True``: complete at
+``d >= n_small``); ``d < 1`` is a ``ValueError``.  Without ``degree`` (not in the official code), each layer's density ``p_l`` comes from
 ``allocation`` ("uniform", "erk", "er"; :mod:`pai.pruners.allocation`) and
 ``d_l = clamp(round(p_l * n_other), 1, n_other)`` on the regular side (xnet: ``n_other = n_out``; rreg:
 ``n_other = n_small``).  A layer then keeps ``n_reg * d_l`` kernels (in expectation for random-graph,
@@ -149,12 +151,14 @@ def configuration_graph(deg_left: torch.Tensor, deg_right: torch.Tensor, g: torc
 
 
 def biregular(n_left: int, n_right: int, d: int, g: torch.Generator, exact: bool = False) -> torch.Tensor:
-    """RReg's graph: the larger side (right on a tie) of degree d, the smaller side balanced; complete
-    bipartite when ``d >= n_small``.  ``exact=False``: the official graph (+1 degrees on the first nodes,
-    parallel edges collapsed); ``exact=True``: +1 degrees on random nodes, every degree exact."""
+    """RReg's graph: the larger side (right on a tie) of degree d, the smaller side balanced.
+    ``exact=False``: the official graph (+1 degrees on the first nodes, parallel edges collapsed, so a
+    degree above the other side's size just collapses more: VGG's 3 -> 64 stem keeps ~136 of 192 kernels
+    at d = 3); ``exact=True``: +1 degrees on random nodes, every degree exact, complete bipartite when
+    ``d >= n_small``."""
     left_large = n_left > n_right
     n_large, n_small = (n_left, n_right) if left_large else (n_right, n_left)
-    if d >= n_small:
+    if exact and d >= n_small:
         return torch.ones(n_left, n_right, dtype=torch.bool)
     base, rem = divmod(d * n_large, n_small)
     small = torch.full((n_small,), base, dtype=torch.int64)
@@ -304,8 +308,8 @@ def rreg(model, density: float, *, seed: int, data=None, degree=None, allocation
     for i, (k, p) in enumerate(params.items()):
         n_in, n_out = _sides(p)
         g = _layer_generator(seed, i)
-        if degs[k] is None or degs[k] >= min(n_in, n_out):
-            adj = torch.ones(n_in, n_out, dtype=torch.bool)
+        if degs[k] is None or (exact_degrees and degs[k] >= min(n_in, n_out)) or min(n_in, n_out) == 1:
+            adj = torch.ones(n_in, n_out, dtype=torch.bool)  # (a 1-node side is complete under any d)
         else:
             adj = best_expander(lambda: biregular(n_in, n_out, degs[k], g, exact_degrees), n_graphs,
                                 expansion_samples, seed, i)
