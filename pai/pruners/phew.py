@@ -13,8 +13,9 @@ classes 0 .. C-1.  Each walk adds at most one weight per layer it visits.
 
 The default is what produced the published numbers: the walk of the official code
 (``ShreyasMalakarjunPatil/PHEW``, ``Prune/phew_utils.py::phew_masks``), on identical weights the same
-mask distribution (per-layer kept counts agree with the official code run on the same weights; see
-``tests/test_pruners_phew.py``).  It walks :class:`pai.graph.LayerGraph` with the official moves:
+mask distribution (measured: the per-layer kept counts of the official code run on the same weights
+agree within seed noise on ResNet-20 at densities 0.01 and 0.1, VGG-16 at 0.01 and LeNet-300-100 at
+0.02).  It walks :class:`pai.graph.LayerGraph` with the official moves:
 
 - ``walk="official"`` (default).  The official code reads residual topology from the order of
   ``model.parameters()`` (``[..., conv1, conv2, shortcut]`` per downsampling block).  Its forward walk,
@@ -24,8 +25,8 @@ mask distribution (per-layer kept counts agree with the official code run on the
   (``conv1``), never the shortcut.  We apply exactly that move wherever it is dimensionally valid
   (``p`` reads as many units as the shortcut); elsewhere (a shortcut fed by a stem with another width,
   as in WRN's first block or ResNet-50's bottlenecks, which the official code does not cover) the
-  graph-correct move below is used.  Measured effect: ``p`` keeps about a quarter fewer weights than
-  under ``walk="graph"``.  The backward walk takes the shortcut or the branch with probability 1/2 each
+  graph-correct move below is used.  Measured effect on ResNet-20: ``p`` keeps 22% fewer weights than
+  under ``walk="graph"`` at density 0.01 (111 vs 142), 15% fewer at 0.1.  The backward walk takes the shortcut or the branch with probability 1/2 each
   and continues at the block's input: this is topologically correct and identical in both modes.
 - ``walk="graph"``: the residual walk of the real layer graph.  A tensor read by several layers (the
   input of a projection block: its conv1 and its 1x1 shortcut) sends a forward walk to one of them
