@@ -26,8 +26,9 @@ agree within seed noise on ResNet-20 at densities 0.01 and 0.1, VGG-16 at 0.01 a
   (``p`` reads as many units as the shortcut); elsewhere (a shortcut fed by a stem with another width,
   as in WRN's first block or ResNet-50's bottlenecks, which the official code does not cover) the
   graph-correct move below is used.  Measured effect on ResNet-20: ``p`` keeps 22% fewer weights than
-  under ``walk="graph"`` at density 0.01 (111 vs 142), 15% fewer at 0.1.  The backward walk takes the shortcut or the branch with probability 1/2 each
-  and continues at the block's input: this is topologically correct and identical in both modes.
+  under ``walk="graph"`` at density 0.01 (111 vs 142), 15% fewer at 0.1.  The backward walk takes the
+  shortcut or the branch with probability 1/2 each and continues at the block's input: this is
+  topologically correct and identical in both modes.
 - ``walk="graph"``: the residual walk of the real layer graph.  A tensor read by several layers (the
   input of a projection block: its conv1 and its 1x1 shortcut) sends a forward walk to one of them
   uniformly.  Reason: the official jump enables a shortcut weight whose input unit the walk never
