@@ -21,8 +21,13 @@
 # graph's expansion.
 #
 # **Method.** Every prunable layer becomes a channel-level bipartite graph (an edge is a whole kernel).
-# `random-graph` places the same number of kernels as X-Net uniformly at random, `xnet` gives every input node the same degree, `rreg` makes
-# both sides (near-)regular without duplicate edges (`pai.pruners.expanders`). Per-layer degrees follow
+# As in the official code (`SamsungLabs/ExpandersPruning`), `random-graph` keeps each kernel with probability
+# d/n_out, `xnet` gives every input node the same degree d, `rreg` makes both sides (near-)regular by the
+# configuration model (best of 100 graphs by vertex expansion) (`pai.pruners.expanders`). **First and last
+# layers follow one rule for all three methods** (`pai.pruners.expanders.dense_layer_rule`): ResNets keep the
+# stem and classifier dense and VGG the classifier (official); LeNet-5 keeps its 1→6 conv stem and classifier
+# dense, the MLP its classifier (our rule: RReg would saturate a 1-channel stem to dense, so a sparse stem
+# would compare first-layer widths, not graphs). Per-layer degrees follow
 # from the global density (`allocation`) or, in the paper profile, one degree *d* for every layer. Each
 # mask is trained from the same initialisation (`pai.train`), and its spectral gap σ1 − σ2 of the
 # channel biadjacency (`pai.metrics`) is recorded at initialisation.
@@ -31,7 +36,7 @@
 dataset = "fashion-mnist"
 models = ["lenet-300-100", "lenet5"]
 methods = ["random-graph", "xnet", "rreg"]
-densities = [0.2, 0.05, 0.02, 0.01]
+densities = [0.2, 0.05, 0.03, 0.02]
 degrees = None  # paper profile: one degree for every layer instead of densities
 seeds = [0, 1]
 allocation = "uniform"

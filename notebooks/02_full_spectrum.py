@@ -25,8 +25,8 @@
 # **Method.** A population of masks from several pruners and densities is trained (`pai.runs.sweep`);
 # every mask's coordinate is measured at initialisation (`pai.metrics.network_full_spectrum`), and its
 # *moving distance* — our reading: the per-layer ℓ2 distance between the coordinate with the initial and
-# with the trained weights, averaged over layers (`pai.experiments.moving_distance_of_run`; see the
-# docstring of `pai.metrics.full_spectrum_distance`) — after training. Then PAGS and PEGS are compared
+# with the trained weights, undefined parts read as 0 as in the authors' code, averaged over layers
+# (`pai.metrics.moving_distance`, used for the static runs and for DST alike) — after training. Then PAGS and PEGS are compared
 # with their generators at equal density.
 
 # %% tags=["parameters"]

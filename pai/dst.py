@@ -25,35 +25,17 @@ Deviations from ``Shiweiliuiiiiiii/In-Time-Over-Parameterization`` (``sparselear
   ``k`` (density above 2/3 at ``f_t = 0.5``), ``k`` is capped so the density stays exact;
 * updates stop at ``end_step`` (RigL's ``T_end``; default: the whole run, as ITOP).
 
-Full-spectrum recording and the "l2-moving distance" (Hoang, Kundu, Liu & Wang, "Don't just prune by
-magnitude! Your mask topology is a secret weapon", NeurIPS 2023).  At the start, after every
-update and at the end, each layer's coordinate ``v = (dr, lambda, IMDB_r, IMDB_lambda)`` of
-``(mask, |w * mask|)`` is recorded through :func:`pai.metrics.fullspectrum.full_spectrum` (NaN
-kept for invalid layers).  **Our reading** of the moving distance of layer l:
-``d_l = || v_l(m_T, theta_T) - v_l(m_0, theta_0) ||_2``, ``m_0`` being the (PaI) mask DST started
-from and ``theta_0`` the initialization; the network value is the mean of ``d_l`` over the layers
-whose graph is valid (``Delta_r`` defined) at both ends (``moving_distance``; the sum too, and
-each trajectory entry carries the same mean for ``m_t, theta_t``).  Reasons: the abstract
-speaks of a subnet's "L2-distance from its original initialization", and DST starts from a
-PaI mask at theta_0; the coordinate is per layer, and every network score of the authors' dev
-code (``ScottHoang/dst-ram-pruning``, ``sparselearning/ramanujan.py``) is a mean over layers.
-Where the paper may mean something else, reported alongside:
-
-* ``anchor_distance``: the dev code's ITOP analysis compares each mask ``m_t`` at its current
-  weights with the *same* mask on the original weights ``theta_0`` (the "anchor"), and this is
-  the reading of :func:`pai.metrics.fullspectrum.full_spectrum_distance`.  Only the weighted
-  coordinates then differ.  We compute it for the final mask (mean over layers, and
-  ``anchor_distance_stacked``);
-* ``*_stacked``: that analysis takes one l2 norm over the layer-stacked vector, i.e.
-  ``sqrt(sum_l d_l^2)`` rather than a mean;
-* PAGS/PEGS rank masks by ``||v||`` from the origin, which is not a moving distance (not here).
-
-:func:`train_dst` runs one training with the callback and keeps its state next to the trainer's
-checkpoint, so an interrupted run resumes to the same masks: the trainer saves ``checkpoint.pt`` at
-every epoch end *after* the callbacks ran, so the DST state is kept for the last two epoch ends and
-the one at the checkpoint's step is taken on resume.  ``dst.json`` (:meth:`DynamicSparsity.result`)
-follows the trainer's ``result.json``; a finished run whose ``dst.json`` is missing (killed in
-between) gets it rebuilt from the last DST state and the final weights.
+Full-spectrum recording (Hoang, Kundu, Liu & Wang, "Don't just prune by magnitude! Your mask topology
+is a secret weapon", NeurIPS 2023).  At the start, after every update and at the end, each layer's
+coordinate ``v = (dr, lambda, IMDB_r, IMDB_lambda)`` of ``(mask, |w * mask|)`` is recorded through
+:func:`pai.metrics.fullspectrum.full_spectrum` (NaN kept for invalid layers).  Distances are
+:func:`pai.metrics.moving_distance` (our reading of the paper's "l2-moving distance" is stated there):
+``moving_distance`` between ``(m_0, theta_0)``, the PaI mask DST started from at the initialization,
+and ``(m_T, theta_T)`` (mean over layers; ``_sum``, ``_stacked`` and ``_per_layer`` alongside), each
+trajectory entry's ``distance`` the same for ``(m_t, theta_t)``, and ``anchor_distance`` between the
+final mask at its trained weights and the *same* mask on ``theta_0`` (the dev code's ITOP "anchor",
+``mask_-1_step_init``; only the weighted coordinates differ).  PAGS/PEGS rank masks by ``||v||`` from
+the origin, which is not a moving distance (not here).
 """
 from __future__ import annotations
 
@@ -145,23 +127,6 @@ def _vector(coord) -> List[float]:
     return [float(x) for x in torch.as_tensor(coord, dtype=torch.float64).reshape(-1).tolist()]
 
 
-def layer_distances(a: Mapping[str, List[float]], b: Mapping[str, List[float]]) -> Dict[str, Any]:
-    """Per-layer l2 distances of two coordinate maps and their mean / sum / stacked norm.
-
-    A layer counts iff its graph is valid at both ends (``Delta_r`` not NaN); otherwise its distance
-    is NaN and it is left out.  Other NaN entries (IMDB with no valid degree class) count as 0,
-    the dev code's ``inf -> 0``.
-    """
-    per = {}
-    for k in a:
-        x, y = np.asarray(a[k], float), np.asarray(b[k], float)
-        ok = not (np.isnan(x[0]) or np.isnan(y[0]))
-        x, y = (np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for v in (x, y))
-        per[k] = float(np.linalg.norm(x - y)) if ok else math.nan
-    valid = [d for d in per.values() if math.isfinite(d)]
-    return {"per_layer": per, "mean": float(np.mean(valid)) if valid else math.nan,
-            "sum": float(np.sum(valid)), "stacked": float(np.sqrt(np.sum(np.square(valid)))),
-            "valid_layers": len(valid)}
 
 
 def _default_spectrum(weight: torch.Tensor, mask: torch.Tensor):
@@ -281,8 +246,10 @@ class DynamicSparsity:
         entry = {"step": state.step, "drop_fraction": f, "moved": moved, "itop_rate": self.itop_rate()}
         t1 = time.perf_counter()
         if o["record_spectrum"]:
+            from .metrics.fullspectrum import moving_distance
+
             entry["coords"] = self._record(params)
-            entry["distance"] = layer_distances(entry["coords"], self.initial)["mean"]
+            entry["distance"] = moving_distance(self.initial, entry["coords"])["mean"]
         t2 = time.perf_counter()
         entry.update(seconds=t2 - t0, record_seconds=t2 - t1)
         self.trajectory.append(entry)
@@ -294,12 +261,14 @@ class DynamicSparsity:
         if not self.options["record_spectrum"]:
             self.final = {}
             return
+        from .metrics.fullspectrum import moving_distance
+
         t0 = time.perf_counter()
         end = self._record(prunable_parameters(model))
         anchor = self._record(self.theta0)
         self.final = {"coords": end, "anchor_coords": anchor,
-                      "moving_distance": layer_distances(end, self.initial),
-                      "anchor_distance": layer_distances(end, anchor)}
+                      "moving_distance": moving_distance(self.initial, end),
+                      "anchor_distance": moving_distance(anchor, end)}
         self.setup_seconds += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ results and state

@@ -79,11 +79,6 @@ def kept_layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
     return {k: float(m.sum()) / m.numel() for k, m in mask.items()}
 
 
-def layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
-    """Old name of :func:`kept_layer_densities`, kept for callers not yet renamed (to be removed)."""
-    return kept_layer_densities(mask)
-
-
 def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
     """Raise ``ValueError`` naming the layer when ``mask`` does not fit ``model``."""
     params = prunable_parameters(model)

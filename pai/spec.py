@@ -117,8 +117,18 @@ def run_id(spec: "RunSpec | Mapping[str, Any]") -> str:
     spec = as_dict(spec)
     if any(k in spec.get("train", {}) for k in HOW_TO_RUN):
         spec = {**spec, "train": {k: v for k, v in spec["train"].items() if k not in HOW_TO_RUN}}
-    payload = f"v{SPEC_VERSION}:" + canonical(spec)
+    payload = f"v{SPEC_VERSION}:" + "".join(f"{m}@r{r}:" for m, r in revisions(spec)) + canonical(spec)
     return hashlib.md5(payload.encode()).hexdigest()[:16]
+
+
+def revisions(spec: Mapping[str, Any]) -> list:
+    """``(method, revision)`` of the pruners a spec runs whose default changed (``pai.pruners.revised``):
+    the method and a meta-pruner's ``generator``.  Empty for every other spec, whose id is unchanged."""
+    from .pruners import revision_of
+
+    prune = spec.get("prune", {})
+    methods = [prune.get("method", "dense"), (prune.get("options") or {}).get("generator")]
+    return [(m, revision_of(m)) for m in methods if isinstance(m, str) and revision_of(m) > 1]
 
 
 def make_spec(*, model: str, dataset: str, method: str = "dense", density: float = 1.0, prune_seed: int = 0,

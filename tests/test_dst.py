@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from pai.dst import DynamicSparsity, drop_and_grow, drop_fraction_at, layer_distances
+from pai.dst import DynamicSparsity, drop_and_grow, drop_fraction_at
+from pai.metrics import moving_distance
 from pai.masks import prunable_parameters
 from pai.models import create_model
 from pai.dst import train_dst
@@ -193,12 +194,21 @@ def test_interrupted_run_resumes_to_the_same_masks_and_record(tmp_path):
         train_dst(_cfg(epochs=1), mask=mask, run_dir=tmp_path / "static", **opts)
 
 
-def test_layer_distances_and_bad_options():
+def test_moving_distance_readings_and_bad_options():
+    # hand-written coordinates (delta_r, lambda, IMDB_r, IMDB_lambda); NaN = undefined
     a = {"x": [0.0, 0.0, 1.0, float("nan")], "y": [float("nan"), 1.0, 1.0, 1.0], "z": [1.0, 1.0, 1.0, 1.0]}
     b = {"x": [3.0, 4.0, 1.0, 0.0], "y": [0.0, 0.0, 0.0, 0.0], "z": [1.0, 1.0, 1.0, 1.0]}
-    d = layer_distances(a, b)
+    d = moving_distance(a, b)  # the dev code's inf -> 0: y moves by |(0, 1, 1, 1)| = sqrt(3)
+    assert d["per_layer"] == {"x": 5.0, "y": pytest.approx(3 ** 0.5), "z": 0.0}
+    assert d["mean"] == pytest.approx((5 + 3 ** 0.5) / 3) and d["valid_layers"] == 2
+    assert d["stacked"] == pytest.approx((25 + 3) ** 0.5)
+    d = moving_distance(a, b, invalid="drop")  # y is invalid at the start: left out
     assert d["per_layer"]["x"] == 5.0 and math.isnan(d["per_layer"]["y"]) and d["per_layer"]["z"] == 0.0
     assert d["mean"] == 2.5 and d["sum"] == 5.0 and d["valid_layers"] == 2
+    with pytest.raises(ValueError, match="invalid"):
+        moving_distance(a, b, invalid="nan")
+    with pytest.raises(ValueError, match="same layers"):
+        moving_distance(a, {"x": b["x"]})
     with pytest.raises(ValueError, match="update_interval"):
         DynamicSparsity(_mask(), update_interval=0)
     with pytest.raises(ValueError, match="growth"):

@@ -49,12 +49,71 @@ def test_resnet20_edges():
     assert g.first_layers() == [0] and g.last_layers() == [len(g) - 1]
 
 
+def reachable(g, start: int, forward: bool) -> bool:
+    """Whether layer ``start`` reaches the output (forward) or is reached from the input (backward)."""
+    seen, stack = set(), [start]
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        for e in (g[i].succs if forward else g[i].preds):
+            nxt = e.dst if forward else e.src
+            if nxt == (OUTPUT if forward else INPUT):
+                return True
+            stack.append(nxt)
+    return False
+
+
+def residual_reference(model):
+    """``{layer: {(source layer or "in", skip)}}`` written from the block definitions (not traced): a
+    block's branch and projection read the residual stream; the block's output stream is its last conv
+    plus either its projection or, through the identity, everything the input stream carried (skip)."""
+    expected = {"conv1.weight": {("in", False)}}
+    stream = {"conv1.weight": False}
+    blocks = [(n, m) for n, m in model.named_modules() if hasattr(m, "shortcut") and hasattr(m, "conv2")]
+    for name, block in blocks:
+        convs = [c for c in ("conv1", "conv2", "conv3") if hasattr(block, c)]
+        expected[f"{name}.conv1.weight"] = set(stream.items())
+        for prev, c in zip(convs, convs[1:]):
+            expected[f"{name}.{c}.weight"] = {(f"{name}.{prev}.weight", False)}
+        out = {f"{name}.{convs[-1]}.weight": False}
+        if isinstance(block.shortcut, torch.nn.Identity):
+            out.update({src: True for src in stream})
+        else:
+            expected[f"{name}.shortcut.0.weight"] = set(stream.items())
+            out[f"{name}.shortcut.0.weight"] = False
+        stream = out
+    expected["fc.weight"] = set(stream.items())
+    return expected
+
+
 @pytest.mark.parametrize("name", ["vgg16", "resnet18", "resnet50", "wrn-28-2"])
 def test_every_layer_has_inputs_and_reaches_the_output(name):
-    _, g = graph_of(name)
+    model, g = graph_of(name)
     for layer in g:
-        assert layer.preds and layer.succs, layer.name
+        assert reachable(g, layer.index, True) and reachable(g, layer.index, False), layer.name
         for e in layer.preds:
             if e.src != INPUT:
                 assert g[e.src].out_units * e.flatten == layer.in_units, layer.name
     assert sum(l.is_shortcut for l in g) == {"vgg16": 0, "resnet18": 3, "resnet50": 4, "wrn-28-2": 3}[name]
+    assert all(("shortcut" in l.name) == l.is_shortcut for l in g)
+
+
+def test_reachability_checker_sees_a_cut():
+    _, g = graph_of("resnet20")
+    fc = g.index["fc.weight"]
+    saved = g[fc].succs
+    g[fc].succs = []  # the classifier no longer feeds the output: nothing reaches it
+    assert not reachable(g, 0, True) and reachable(g, 0, False)
+    g[fc].succs = saved
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "wrn-28-2", "resnet20"])
+def test_residual_edges_and_skip_flags_match_the_block_definitions(name):
+    model, g = graph_of(name)
+    expected = residual_reference(model)
+    assert set(expected) == set(g.names)
+    for layer in g:
+        got = {("in" if e.src == INPUT else g[e.src].name, e.skip) for e in layer.preds}
+        assert got == expected[layer.name], layer.name

@@ -174,3 +174,28 @@ def test_pegs_returns_the_pretrained_state_and_searches_on_it():
     via_prune = prune(model, "pegs", DENSITY, return_state=True, **kw)  # the form pai.runs.run_one asks for
     assert M.masks_equal(via_prune[0], mask) and all(torch.equal(via_prune[1][k], v) for k, v in state.items())
     assert same_state(model, before)
+
+
+def test_layerwise_rule_on_hand_written_scores(monkeypatch):
+    # The official per-layer greedy rule (lth_tickets_generation.py of the NeurIPS'23 dev code): in candidate
+    # order, a candidate's layer replaces the current best iff IMDB_r >= and ||v|| >= those of the current best
+    # (not of the reference).  Scores are (||v||, IMDB_r) per layer, for the reference then candidates 1..4.
+    table = {
+        "0.weight": [(1.0, 1.0), (2.0, 0.5), (1.0, 1.0), (1.5, 2.0), (1.4, 3.0)],  # 1: IMDB lower; 2: tie ok;
+        "2.weight": [(1.0, 1.0), (0.9, 5.0), (3.0, 1.0), (3.0, 0.99), (3.0, 1.0)],  # 3: ok; 4: beats ref, not 3
+        "4.weight": [(0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0)],  # all ties: the last one
+    }
+    expected_source = {"0.weight": 3, "2.weight": 4, "4.weight": 4}
+    seen = []
+
+    def scripted(weights, mask):
+        i = len(seen)
+        seen.append({k: m.clone() for k, m in mask.items()})
+        return {k: table[k][i] for k in weights}
+
+    monkeypatch.setattr(S, "network_scores", scripted)
+    res = S.search(mlp(), DENSITY, seed=2, generator="random", candidates=4, max_density_drift=None)
+    assert len(seen) == 5 and res.source == expected_source
+    for k, i in expected_source.items():
+        assert torch.equal(res.mask[k], seen[i][k]) and res.scores[k] == table[k][i]
+    assert res.reference_scores == {k: v[0] for k, v in table.items()}

@@ -21,7 +21,9 @@ def test_run_id_is_pinned():
     fixed = {"train": {"model": "lenet5", "epochs": 3}, "prune": {"method": "rreg", "density": 0.05, "seed": 1,
                                                                   "options": {}}, "metrics": True}
     assert runs.run_id(fixed) == runs.run_id(json.loads(json.dumps(fixed)))
-    assert runs.run_id(fixed) == "6e75d41a7c315404"
+    # rreg's default changed (revision 2, issue 11: the official graph model): its id moved from
+    # 6e75d41a7c315404 on purpose, so a run cached under the old default is not reused.
+    assert runs.run_id(fixed) == "c031c48f31d6fc74"
 
 
 def test_spec_order_does_not_matter_and_values_do():
@@ -126,10 +128,10 @@ _T = dict(epochs=5, batch_size=128, lr=0.05, weight_decay=5e-4, schedule="cosine
 PINNED = [
     ("5737f75521d5ba72", dict(model="lenet-300-100", dataset="fashion-mnist", method="random", density=0.1,
                               prune_seed=0, seed=0, **_T)),
-    ("a0f0536273641045", dict(model="lenet5", dataset="fashion-mnist", method="rreg", density=0.05, prune_seed=1,
+    ("7daa6f85f10a14dc", dict(model="lenet5", dataset="fashion-mnist", method="rreg", density=0.05, prune_seed=1,
                               seed=1, prune_options={"allocation": "uniform"}, epochs=3, train_subset=15000, lr=0.05,
                               weight_decay=5e-4, schedule="cosine")),
-    ("c5c4d4f84597e236", dict(model="vgg11-w0.25", dataset="cifar10", method="xnet", density=1.0, prune_seed=0, seed=0,
+    ("d44751b080885f61", dict(model="vgg11-w0.25", dataset="cifar10", method="xnet", density=1.0, prune_seed=0, seed=0,
                               prune_options={"degree": 4}, epochs=10, milestones=(0.5, 0.75))),
     ("f160d56cc7115aff", dict(model="lenet-300-100", dataset="fashion-mnist", prune_seed=1, seed=1, **_T)),
     ("1e194a7a9fe3cb93", dict(model="lenet-300-100", dataset="fashion-mnist", method="pegs", density=0.01,
@@ -144,6 +146,25 @@ PINNED = [
     ("aa10bd59b20686c0", dict(model="lenet5", dataset="digits", method="snip", density=0.2, prune_seed=0, seed=0,
                               threads=1, data_root="/tmp/x", metrics=False)),  # how-to-run fields are not in the id
 ]
+
+
+# Ids before the faithful defaults of issue 11: a revised pruner (``pai.pruners.revised``) moves its
+# specs' ids, every other spec keeps its id.
+BEFORE_REVISION = {"rreg": "a0f0536273641045", "xnet": "c5c4d4f84597e236"}
+
+
+def test_a_revised_default_moves_only_its_own_ids():
+    from pai.spec import revisions
+
+    for expected, kwargs in PINNED:
+        s = runs.make_spec(**kwargs)
+        method = kwargs.get("method", "dense")
+        assert bool(revisions(s.to_dict())) == (method in BEFORE_REVISION)
+        if method in BEFORE_REVISION:
+            assert runs.run_id(s) != BEFORE_REVISION[method]
+    pags = runs.make_spec(model="lenet5", dataset="digits", method="pags", density=0.1,
+                          prune_options={"generator": "synflow"})
+    assert revisions(pags.to_dict()) == [("synflow", 2)]  # a revised generator moves a meta-pruner's id
 
 
 @pytest.mark.parametrize("expected,kwargs", PINNED, ids=[k["method"] if "method" in k else "dense" for _, k in PINNED])

@@ -10,7 +10,8 @@ Layer graphs (:mod:`.bipartite`) -- a layer is a bipartite graph inputs x output
 Spectra (:mod:`.spectral`, engine in :mod:`.linalg`):
     ``top_singular_values(B, k=2)``  float64, via the Gram matrix of the smaller side
     ``spectral_gap(B, normalized=False)``  sigma_1 - sigma_2, or 1 - sigma_2/sigma_1 of D^-1/2 B D^-1/2
-    ``vertex_expansion(B, samples=1000, seed=0, reduce="mean"|"min")``  RReg's Monte-Carlo estimate
+    ``vertex_expansion(B, samples=1000, seed=0, reduce="mean"|"min")``  RReg's Monte-Carlo estimate (the one
+    estimator: figures and RReg's best-of-K selection)
 
 Ramanujan metrics (:mod:`.ramanujan`; ``rule="iclr"`` ICLR'23 code, ``"neurips"`` NeurIPS'23 dev code;
 NaN -- never 0 -- for an invalid layer):
@@ -24,7 +25,8 @@ NaN -- never 0 -- for an invalid layer):
 Full-spectrum coordinate (:mod:`.fullspectrum`, NeurIPS'23):
     ``full_spectrum(weight, mask, rule="neurips", invalid=0.0) -> FullSpectrum(delta_r, lam,
     it_delta_r, it_lam)``; ``full_spectrum_norm(coord)`` (the PAGS criterion; a dict -> mean over
-    layers); ``full_spectrum_distance(c1, c2)`` (the l2 "moving distance", see its docstring);
+    layers); ``moving_distance(start, end, invalid="zero"|"drop")`` (the l2 "moving distance" of a run,
+    our reading in its docstring); ``full_spectrum_distance(c1, c2)`` (plain l2 of two coordinates);
     ``network_full_spectrum(model, mask) -> {layer: FullSpectrum}``; ``full_spectrum_summary(coords)``
 
 Paths (:mod:`.paths`, engine :mod:`.flow`; all-ones input, log scale, exact counts):
@@ -49,7 +51,7 @@ Command line: ``python -m pai metrics --mask FILE --model M --dataset D`` (:mod:
 """
 from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, unrolled_csr
 from .fullspectrum import (FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm,
-                           full_spectrum_summary, network_full_spectrum)
+                           full_spectrum_summary, moving_distance, network_full_spectrum)
 from .linalg import top_singular_values
 from .paths import dead_weights, effective_mask, effective_nodes, effective_paths, layer_width, path_kernel_trace
 from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spectral_gap, layer_spectrum, narc,
@@ -64,8 +66,8 @@ __all__ = [
     "top_singular_values", "spectral_gap", "vertex_expansion",
     "RULES", "ramanujan_gap", "iterative_ramanujan_gap", "weighted_spectral_gap",
     "iterative_weighted_spectral_gap", "narc", "layer_spectrum",
-    "FullSpectrum", "full_spectrum", "full_spectrum_norm", "full_spectrum_distance", "network_full_spectrum",
-    "full_spectrum_summary",
+    "FullSpectrum", "full_spectrum", "full_spectrum_norm", "full_spectrum_distance", "moving_distance",
+    "network_full_spectrum", "full_spectrum_summary",
     "effective_paths", "effective_mask", "dead_weights", "effective_nodes", "path_kernel_trace", "layer_width",
     "pearson", "spearman", "bootstrap_ci", "correlation", "partial_correlation", "correlation_difference",
     "paired_difference", "mean_interval", "chance_accuracy", "collapsed",

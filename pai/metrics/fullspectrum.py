@@ -59,18 +59,9 @@ def full_spectrum_norm(coord: Union[Sequence[float], Mapping[str, Sequence[float
 
 
 def full_spectrum_distance(c1, c2) -> float:
-    """The "l2-moving distance" between two full-spectrum coordinates of the same mask.
-
-    Our reading of the paper: the abstract's "L2-distance from its original initialization"
-    is the ITOP analysis of the dev code (``itop_tickets_analysis.py``): the characteristics of a
-    mask ``m_t`` with weights ``theta_t`` against the same mask with the original dense init
-    ``theta_0`` (the saved "anchor", ``mask_-1_step_init``), ``||char(theta_t) - char(theta_0)||_2``
-    over the layer-stacked vector.  So: two coordinates -> ``||c1 - c2||_2``; two ``{layer:
-    coordinate}`` dicts with the same layers -> the l2 norm of the stacked difference.  For a fixed
-    mask the structural parts (Delta_r, iterative Delta_r) cancel and only the weighted parts move.
-    This is *not* the PAGS/PEGS ranking criterion, which is the distance from the origin
-    (:func:`full_spectrum_norm`; ``lth_tickets_generation.py`` of the dev code).
-    """
+    """Plain l2 distance of two coordinates, or of two ``{layer: coordinate}`` dicts over the same layers
+    (the norm of the layer-stacked difference).  NaN entries propagate; the moving distance of a run,
+    with its handling of invalid layers, is :func:`moving_distance`."""
     if isinstance(c1, Mapping) or isinstance(c2, Mapping):
         if not (isinstance(c1, Mapping) and isinstance(c2, Mapping)) or c1.keys() != c2.keys():
             raise ValueError("full_spectrum_distance needs two coordinates or two dicts over the same layers")
@@ -81,6 +72,49 @@ def full_spectrum_distance(c1, c2) -> float:
         if a.shape != b.shape:
             raise ValueError(f"coordinates of different lengths: {a.shape} vs {b.shape}")
     return float(np.linalg.norm(a - b))
+
+
+MOVING_INVALID = ("zero", "drop")
+
+
+def moving_distance(start: Mapping[str, Sequence[float]], end: Mapping[str, Sequence[float]],
+                    invalid: str = "zero") -> Dict[str, object]:
+    """The full-spectrum "l2-moving distance" of a subnetwork (Hoang, Kundu, Liu & Wang, NeurIPS 2023),
+    the one function every caller uses (static runs in :mod:`pai.experiments`, DST in :mod:`pai.dst`).
+
+    **Our reading.**  The abstract speaks of a subnetwork's "L2-distance from its original
+    initialization" in the full-spectrum coordinate system; the authors' dev code
+    (``ScottHoang/dst-ram-pruning``: ``itop_tickets_analysis.py``) compares the coordinates of a mask at
+    its trained weights with those at the original init, and its coordinate maps ``inf`` (an invalid
+    layer or part) to 0 (``ramanujan.py::total_spectrum_measurement``).  So per layer
+    ``d_l = || v_l(end) - v_l(start) ||_2`` over ``v = (Delta_r, lambda, IMDB_r, IMDB_lambda)``, with NaN
+    (undefined) entries read as 0 (``invalid="zero"``, the dev code; every layer counts), and the
+    network value is the mean of ``d_l`` over layers, as every network score of the dev code is a mean
+    over layers.  ``start``/``end`` are ``{layer: coordinate}`` over the same layers: for a trained
+    fixed mask, ``(m, theta_0)`` and ``(m, theta_T)``; for DST, ``(m_0, theta_0)`` and ``(m_T, theta_T)``.
+
+    ``invalid="drop"``: a layer counts iff its graph is valid (``Delta_r`` defined) at both ends; other
+    NaN entries still count as 0.  Reason: an invalid layer has no coordinate, so zeros make a DST layer
+    that crosses the validity threshold look like movement, and dilute the mean with layers that
+    cannot move.
+
+    Returns ``{"per_layer": {layer: d_l (NaN if dropped)}, "mean", "sum", "stacked": sqrt(sum d_l^2)
+    (the dev code's layer-stacked norm), "valid_layers": layers with Delta_r defined at both ends}``.
+    """
+    if invalid not in MOVING_INVALID:
+        raise ValueError(f"invalid must be one of {MOVING_INVALID}, got {invalid!r}")
+    if start.keys() != end.keys():
+        raise ValueError("moving_distance needs two coordinate maps over the same layers")
+    per, valid_layers = {}, 0
+    for k in start:
+        x, y = np.asarray(start[k], dtype=np.float64), np.asarray(end[k], dtype=np.float64)
+        valid = not (np.isnan(x[0]) or np.isnan(y[0]))
+        valid_layers += valid
+        x, y = (np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for v in (x, y))
+        per[k] = float(np.linalg.norm(x - y)) if valid or invalid == "zero" else math.nan
+    kept = [d for d in per.values() if not math.isnan(d)]
+    return {"per_layer": per, "mean": float(np.mean(kept)) if kept else math.nan, "sum": float(np.sum(kept)),
+            "stacked": float(np.sqrt(np.sum(np.square(kept)))), "valid_layers": valid_layers}
 
 
 def network_full_spectrum(model: nn.Module, mask: Mapping[str, torch.Tensor], *, rule: str = "neurips",

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from ..seed import numpy_generator
 from .fullspectrum import (  # noqa: F401  (re-exported)
-    FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm, full_spectrum_summary,
+    FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm, full_spectrum_summary, moving_distance,
     network_full_spectrum)
 from .linalg import Matrix, as_csr, top_singular_values, top_sv_csr  # noqa: F401  (re-exported)
 from .ramanujan import (  # noqa: F401  (re-exported)
@@ -56,7 +56,8 @@ def vertex_expansion(B: Matrix, samples: int = 1000, seed: int = 0, reduce: str 
     ``(|N(S_L)|/|S_L| + |N(S_R)|/|S_R|) / 2`` (the official figure), ``reduce="min"`` the smallest
     ratio seen on either side -- a sampled (upper) estimate of the expansion constant
     ``alpha = min_{|S| <= n/2} |N(S)|/|S|``.  All nodes count (RReg builds graphs on the full layer).
-    NaN when a side has fewer than 3 nodes (no admissible subset size).  Vectorised: one sort of
+    NaN when a side has fewer than 3 nodes (no admissible subset size; the official code raises).  The
+    same estimator scores RReg's candidate graphs (:func:`pai.pruners.expanders.best_expander`).  Vectorised: one sort of
     ``samples x n`` random keys and one sparse product per side; seeded (numpy Generator), so
     repeatable; the official code loops over samples in Python with unseeded ``random``.
     """
@@ -86,6 +87,7 @@ def vertex_expansion(B: Matrix, samples: int = 1000, seed: int = 0, reduce: str 
 __all__ = [  # the spectral API in one place (the Ramanujan ones are re-exported from their module)
     "Matrix", "as_csr", "top_singular_values", "top_sv_csr", "spectral_gap", "vertex_expansion",
     "ramanujan_gap", "iterative_ramanujan_gap", "weighted_spectral_gap", "iterative_weighted_spectral_gap", "narc",
-    "FullSpectrum", "full_spectrum", "full_spectrum_norm", "full_spectrum_distance", "network_full_spectrum",
+    "FullSpectrum", "full_spectrum", "full_spectrum_norm", "full_spectrum_distance", "moving_distance",
+    "network_full_spectrum",
     "full_spectrum_summary",
 ]

@@ -65,6 +65,25 @@ def needs_data(fn):
     return fn
 
 
+def revised(revision: int, why: str):
+    """Mark a pruner whose default mask changed: revision ``r`` > 1 enters the run id of every spec that
+    uses it (``pai.spec.run_id``), so a run cached under the old default is never taken for the new one,
+    while the ids of every other method stay as they were.  ``why`` says what changed."""
+
+    def deco(fn):
+        fn.revision, fn.revision_note = int(revision), why
+        return fn
+
+    return deco
+
+
+def revision_of(method: str) -> int:
+    """A method's revision (1 for ``dense``, unknown names and unrevised pruners)."""
+    if method == "dense" or method not in names():
+        return 1
+    return int(getattr(get(method), "revision", 1))
+
+
 def returns_state(fn):
     """Mark a pruner that, called with ``return_state=True``, returns ``(mask, state_dict)``: the weights
     its mask was chosen on, which training must start from (PEGS trains densely first)."""

@@ -59,11 +59,6 @@ def target_layer_densities(model_or_shapes, density: float, scheme: str = "erk")
         return {k: (1.0 if k in dense else eps * raw[k]) for k in shapes}
 
 
-def layer_densities(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, float]:
-    """Old name of :func:`target_layer_densities`, kept for callers not yet renamed (to be removed)."""
-    return target_layer_densities(model_or_shapes, density, scheme)
-
-
 def layer_budgets(model_or_shapes, density: float, scheme: str = "erk") -> Dict[str, int]:
     """Exact kept-weight counts per layer: largest-remainder rounding of ``p_l N_l`` to a total of
     ``round(density * N)``, each count within [0, N_l]."""

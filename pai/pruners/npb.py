@@ -102,7 +102,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from . import register_pruner
+from . import register_pruner, revised
 from ..graph import LayerNode, build_graph
 from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
@@ -286,6 +286,7 @@ def _check_options(solver, node_term, path_norm, chunk_size, max_p, max_p_decay,
 
 
 @register_pruner("npb")
+@revised(2, "the official normaliser, options and MILP solver became the default")
 def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str = "erk",
         alpha: float = 0.01, beta: float = 1.0, shortcut_beta: float = 0.001, linear_beta: Optional[float] = 0.0,
         max_p: Optional[int] = 9, max_p_decay: bool = True, node_term: str = "count", path_norm: str = "official",

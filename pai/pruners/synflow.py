@@ -67,7 +67,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
-from . import register_pruner
+from . import register_pruner, revised
 from ..masks import Mask, prunable_parameters
 
 SCHEDULES = ("exponential", "linear")
@@ -329,6 +329,7 @@ def _degenerate_hint(options: dict, kinds) -> str | None:
 
 
 @register_pruner("synflow")
+@revised(2, "the official strict-threshold rule in float32 became the default (was an exact count in float64)")
 def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, iterations: int = 100,
                   schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
                   input_shape: Sequence[int] | None = None) -> Mask:
@@ -339,6 +340,7 @@ def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, ite
 
 
 @register_pruner("synflow-l2")
+@revised(2, "the PHEW repo's percentile rule in float32 became the default (was an exact count in float64)")
 def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, variant: str = "phew",
                      iterations: int = 100, schedule: str = "exponential", dtype=torch.float32,
                      rule: str = "percentile", input_shape: Sequence[int] | None = None) -> Mask:
