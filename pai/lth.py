@@ -122,7 +122,7 @@ def lottery_ticket(config, *, rounds: Optional[int] = None, density_target: Opti
         raise ValueError(f"rewind_iteration must be an int >= 0 (0 = the initialization), got {rewind_iteration!r}")
     if data is None:
         data = load_dataset(cfg.dataset, root=cfg.data_root, train_subset=cfg.train_subset,
-                            test_subset=cfg.test_subset, seed=cfg.seed)
+                            test_subset=cfg.test_subset, image_size=cfg.image_size, seed=cfg.seed)
     template = build_model(cfg, data) if model is None else model
     start = (ones_mask(template) if mask is None
              else {k: torch.as_tensor(v).to(torch.bool).cpu() for k, v in mask.items()})

@@ -96,11 +96,13 @@ def _dataset(cfg) -> Any:
     """The run's data, as ``pai.train`` would load it (subsets are seeded by the run's seed)."""
     from .data import load_dataset
 
-    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.seed, str(_device(cfg)))
+    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.image_size, cfg.seed,
+           str(_device(cfg)))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one dataset per process at a time keeps memory flat in long sweeps
         _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, device=_device(cfg),
-                                        train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
+                                        train_subset=cfg.train_subset, test_subset=cfg.test_subset,
+                                        image_size=cfg.image_size, seed=cfg.seed)
     return _DATA_CACHE[key]
 
 

@@ -49,7 +49,7 @@ def train_dst(config, *, mask: Mask, model=None, data=None, run_dir=None, progre
     cfg = config if isinstance(config, ckpt.TrainConfig) else ckpt.TrainConfig.from_dict(dict(config))
     if data is None:
         data = load_dataset(cfg.dataset, root=cfg.data_root, train_subset=cfg.train_subset,
-                            test_subset=cfg.test_subset, seed=cfg.seed)
+                            test_subset=cfg.test_subset, image_size=cfg.image_size, seed=cfg.seed)
     start = build_model(cfg, data) if model is None else model
     if init_state is not None:
         start.load_state_dict(init_state)

@@ -125,13 +125,13 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
 def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, callbacks) -> TrainResult:
     if data is None:
         data = load_dataset(cfg.dataset, root=cfg.data_root, device=device, train_subset=cfg.train_subset,
-                            test_subset=cfg.test_subset, seed=cfg.seed)
+                            test_subset=cfg.test_subset, image_size=cfg.image_size, seed=cfg.seed)
     seed_everything(cfg.seed)  # the initialisation (and any dropout) depends on the seed alone
     if model is None:
         model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
                              image_size=data.image_size)
     model.to(device)
-    if device.type == "cuda" and cfg.channels_last:
+    if cfg.channels_last:  # converts 4-d (conv) weights only: an MLP is unchanged
         model.to(memory_format=torch.channels_last)
     if init_state is not None:
         model.load_state_dict(init_state)
@@ -155,8 +155,9 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
         for epoch in range(state.epoch, cfg.epochs):
             state.epoch = epoch + 1
             state.history.append(loop.epoch(state, epoch, callbacks, bar))
+            tested = state.history[-1]["test_acc"]
             bar.set_postfix(loss=f"{state.history[-1]['train_loss']:.3f}",
-                            test_acc=f"{state.history[-1]['test_acc']:.4f}")
+                            test_acc="-" if tested is None else f"{tested:.4f}")
             for cb in callbacks:
                 cb("epoch_end", state)
             if run_dir is not None:
@@ -191,7 +192,7 @@ class _Loop:
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and cfg.bf16 else nullcontext
         convs = any(isinstance(m, nn.Conv2d) for m in model.modules())  # an MLP would only pay a copy
         self.layout = ((lambda x: x.contiguous(memory_format=torch.channels_last))
-                       if cuda and cfg.channels_last and convs and self.x_train.dim() == 4 else (lambda x: x))
+                       if cfg.channels_last and convs and self.x_train.dim() == 4 else (lambda x: x))
 
     def epoch(self, state: "TrainState", epoch: int, callbacks: Sequence[Callback], bar) -> Dict[str, float]:
         cfg, model, opt = self.cfg, self.model, state.optimizer
@@ -224,8 +225,10 @@ class _Loop:
         if self.cuda:
             torch.cuda.synchronize()
         train_s = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, self.x_test, self.y_test, cfg.eval_batch_size, self.autocast,
-                                       self.layout)
+        test_loss = test_acc = None
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            test_loss, test_acc = evaluate(model, self.x_test, self.y_test, cfg.eval_batch_size, self.autocast,
+                                           self.layout)
         n = len(self.x_train)
         return {"epoch": epoch + 1, "train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                 "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,

@@ -110,3 +110,14 @@ def test_prune_time_survives_a_resume(tmp_path):
     (tmp_path / runs.run_id(s) / runs.RECORD).unlink()  # as if killed after training, before the record
     again = runs.run_one(s, tmp_path)
     assert again["prune_seconds"] == first["prune_seconds"]
+
+
+def test_fields_added_later_keep_old_run_ids_at_their_default():
+    # made with the TrainConfig of before image_size and eval_every existed
+    old = runs.make_spec(model="vgg11-w0.25", dataset="fashion-mnist", method="synflow", density=0.01,
+                         prune_seed=2, seed=2, epochs=6, train_subset=10000)
+    assert "image_size" not in old["train"] and "eval_every" not in old["train"]
+    assert runs.run_id(old) == "7ed6e03eab881cc2"
+    new = runs.make_spec(model="vgg11-w0.25", dataset="fashion-mnist", method="synflow", density=0.01,
+                         prune_seed=2, seed=2, epochs=6, train_subset=10000, image_size=14, eval_every=6)
+    assert new["train"]["image_size"] == 14 and runs.run_id(new) != runs.run_id(old)

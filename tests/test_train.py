@@ -98,6 +98,34 @@ def test_two_cpu_runs_with_one_seed_are_identical_and_the_seed_matters():
     assert _untimed(c.history) != _untimed(a.history)
 
 
+def test_conv_nets_train_channels_last_on_cpu_bit_identically():
+    cfg = _cfg(model="resnet20-w0.25", epochs=1, augment=True)
+    first = []  # the first step's loss: same weights and batch in either layout
+
+    def first_loss(event, state):
+        if event == "step_end" and state.step == 1:
+            first.append(state.loss.item())
+
+    a, b = train(cfg, progress=False, callbacks=[first_loss]), train(cfg, progress=False)
+    assert a.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert _untimed(a.history) == _untimed(b.history)
+    _assert_same_weights(_weights(a), _weights(b))
+    nchw = train(_cfg(model="resnet20-w0.25", epochs=1, augment=True, channels_last=False), progress=False,
+                 callbacks=[first_loss])
+    assert nchw.model.conv1.weight.is_contiguous()
+    assert first[0] == pytest.approx(first[1], rel=1e-5)
+
+
+def test_eval_every_skips_evaluations_but_not_the_last_and_changes_nothing_else():
+    every = train(_cfg(epochs=3), progress=False)
+    sparse = train(_cfg(epochs=3, eval_every=2), progress=False)
+    assert [e["test_acc"] is None for e in sparse.history] == [True, False, False]
+    assert sparse.history[1]["test_acc"] == every.history[1]["test_acc"]
+    assert sparse.final_test_acc == every.final_test_acc
+    assert sparse.best_test_acc == max(every.history[1]["test_acc"], every.history[2]["test_acc"])
+    _assert_same_weights(_weights(sparse), _weights(every))
+
+
 def test_init_state_is_the_starting_point():
     torch.manual_seed(0)
     same = create_model("lenet-300-100", 10, 1, 8).state_dict()
