@@ -65,7 +65,8 @@ def model_of_spec(spec: Dict[str, Any]):
     cfg = spec["train"]
     shape = _data_shape(cfg["dataset"])
     seed_everything(cfg["seed"])
-    return create_model(cfg["model"], num_classes=shape[0], in_channels=shape[1], image_size=shape[2])
+    return create_model(cfg["model"], num_classes=shape[0], in_channels=shape[1],
+                        image_size=cfg.get("image_size") or shape[2])  # TrainConfig.image_size: downsampled
 
 
 _SHAPES = {"fashion-mnist": (10, 1, 28), "mnist": (10, 1, 28), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32),
@@ -137,7 +138,7 @@ def moving_distance_of_run(spec: Dict[str, Any], root: str | Path) -> float:
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
-                  data_subset: int | None = None, **options) -> Dict[str, Any]:
+                  data_subset: int | None = None, image_size: int | None = None, **options) -> Dict[str, Any]:
     """Prune one freshly initialised model and measure the mask's path/node geometry (no training):
     log10 effective paths, ln effective nodes (as Pham et al. plot them), log10 path-kernel trace, and the
     per-layer width (fraction of output units with a kept weight)."""
@@ -151,8 +152,9 @@ def mask_geometry(model_name: str, dataset: str, method: str, density: float, *,
     if getattr(get(method), "needs_data", False):
         from .data import load_dataset
 
-        data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed)
-    model = model_of_spec({"train": {"dataset": dataset, "model": model_name, "seed": seed}})
+        data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed, image_size=image_size)
+    model = model_of_spec({"train": {"dataset": dataset, "model": model_name, "seed": seed,
+                                     "image_size": image_size}})
     mask = prune(model, method, density, seed=seed, data=data, **options)
     nodes = metrics.effective_nodes(model, mask)
     widths = metrics.layer_width(mask)

@@ -275,7 +275,8 @@ def main(argv=None) -> int:
 
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
-              "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile")
+              "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile",
+              "image_size", "eval_every", "eval_batch_size")
 
 
 def train_options(params: Dict[str, Any], model: str) -> Dict[str, Any]:
