@@ -71,7 +71,7 @@ class TrainConfig:
     threads: Optional[int] = None  # CPU threads; None keeps torch's default (all cores, or OMP_NUM_THREADS)
     compile: bool = False  # torch.compile (slower than eager on CPU for these small nets)
     bf16: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # conv nets: NHWC activations and weights (CPU and CUDA; pai.train)
+    channels_last: bool = True  # CUDA only (on CPU it was neutral on real data: python -m pai.bench train)
     train_subset: Optional[int] = None
     test_subset: Optional[int] = None
     eval_batch_size: int = 1024

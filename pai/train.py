@@ -131,7 +131,7 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
         model = create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
                              image_size=data.image_size)
     model.to(device)
-    if cfg.channels_last:  # converts 4-d (conv) weights only: an MLP is unchanged
+    if device.type == "cuda" and cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if init_state is not None:
         model.load_state_dict(init_state)
@@ -192,7 +192,7 @@ class _Loop:
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and cfg.bf16 else nullcontext
         convs = any(isinstance(m, nn.Conv2d) for m in model.modules())  # an MLP would only pay a copy
         self.layout = ((lambda x: x.contiguous(memory_format=torch.channels_last))
-                       if cfg.channels_last and convs and self.x_train.dim() == 4 else (lambda x: x))
+                       if cuda and cfg.channels_last and convs and self.x_train.dim() == 4 else (lambda x: x))
 
     def epoch(self, state: "TrainState", epoch: int, callbacks: Sequence[Callback], bar) -> Dict[str, float]:
         cfg, model, opt = self.cfg, self.model, state.optimizer

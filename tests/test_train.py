@@ -98,22 +98,11 @@ def test_two_cpu_runs_with_one_seed_are_identical_and_the_seed_matters():
     assert _untimed(c.history) != _untimed(a.history)
 
 
-def test_conv_nets_train_channels_last_on_cpu_bit_identically():
+def test_a_residual_conv_net_with_batch_norm_trains_bit_identically_on_cpu():
     cfg = _cfg(model="resnet20-w0.25", epochs=1, augment=True)
-    first = []  # the first step's loss: same weights and batch in either layout
-
-    def first_loss(event, state):
-        if event == "step_end" and state.step == 1:
-            first.append(state.loss.item())
-
-    a, b = train(cfg, progress=False, callbacks=[first_loss]), train(cfg, progress=False)
-    assert a.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    a, b = train(cfg, progress=False), train(cfg, progress=False)
     assert _untimed(a.history) == _untimed(b.history)
     _assert_same_weights(_weights(a), _weights(b))
-    nchw = train(_cfg(model="resnet20-w0.25", epochs=1, augment=True, channels_last=False), progress=False,
-                 callbacks=[first_loss])
-    assert nchw.model.conv1.weight.is_contiguous()
-    assert first[0] == pytest.approx(first[1], rel=1e-5)
 
 
 def test_eval_every_skips_evaluations_but_not_the_last_and_changes_nothing_else():
