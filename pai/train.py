@@ -3,7 +3,11 @@
 The loop follows airbench (Jordan, arXiv 2404.00498, 2024): the data set lives on the device as
 one tensor, batches are index slices (no ``DataLoader``), crop+flip run on the whole batch, and
 on CUDA the forward runs under bf16 autocast with channels_last and cudnn.benchmark (optionally
-``torch.compile``).  On CPU everything is float32 and a fixed seed gives bit-identical runs.
+``torch.compile``).  On CPU everything is float32 and a fixed seed gives bit-identical runs.  On CPU
+this loop runs as fast as a plain PyTorch loop, and neither channels_last nor ``torch.compile`` paid
+for the narrow nets of the cpu profile on real data (``python -m pai.bench train``); what buys CPU time
+is less work: a smaller input (``image_size``, area-averaged on load), a training subset and one
+evaluation at the end (``eval_every``) -- measured in ``params/profiles/cpu/README.md``.
 
 Static masks (pruning at initialisation): the mask is checked and applied to the weights once,
 then re-applied after *every* optimizer step by one in-place ``torch._foreach_mul_`` over
