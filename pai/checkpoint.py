@@ -58,7 +58,8 @@ class TrainResult:
     def from_history(cls, config: Dict[str, Any], history: List[Dict[str, float]], mask: Optional[Mapping],
                      model: nn.Module, meta: Dict[str, Any]) -> "TrainResult":
         train_s = sum(e["train_seconds"] for e in history)
-        return cls(config, history, max(e["test_acc"] for e in history), history[-1]["test_acc"],
+        tested = [e["test_acc"] for e in history if e.get("test_acc") is not None]  # see eval_every
+        return cls(config, history, max(tested), history[-1]["test_acc"],
                    sum(e["seconds"] for e in history), sum(e["train_images"] for e in history) / max(train_s, 1e-12),
                    1.0 if mask is None else density(mask), sum(p.numel() for p in model.parameters()), meta, model)
 

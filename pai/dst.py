@@ -50,7 +50,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .data import load_dataset
+from .data import load_for
 from .io import save_json, save_torch
 from .masks import Mask, num_total, prunable_parameters, topk_flat
 from .models import initial_model
@@ -324,8 +324,7 @@ def train_dst(config, *, mask: Mask, model=None, data=None, run_dir=None, progre
     """
     cfg = TrainConfig.coerce(config)
     if data is None:
-        data = load_dataset(cfg.dataset, root=cfg.data_root, train_subset=cfg.train_subset,
-                            test_subset=cfg.test_subset, seed=cfg.seed)
+        data = load_for(cfg)
     start = initial_model(cfg.model, data.shape, cfg.seed) if model is None else model
     if init_state is not None:
         start.load_state_dict(init_state)

@@ -38,7 +38,14 @@ def setup_line(dataset: str, models: Sequence[str] | str, params: StageParams, s
 def model_of_spec(spec: SpecLike):
     """The run's model at initialisation (the seed and architecture :func:`pai.runs.run_one` built)."""
     cfg = as_dict(spec)["train"]
-    return initial_model(cfg["model"], shape(cfg["dataset"]), cfg["seed"])
+    return initial_model(cfg["model"], input_shape(cfg["dataset"], cfg.get("image_size")), cfg["seed"])
+
+
+def input_shape(dataset: str, image_size: int | None = None):
+    """The dataset's registered shape, at ``image_size`` when the run downsamples its input
+    (``TrainConfig.image_size``)."""
+    s = shape(dataset)
+    return s if image_size is None else s._replace(image_size=int(image_size))
 
 
 def files_of_run(spec: SpecLike, root: str | Path) -> RunDir:
@@ -100,14 +107,14 @@ def add_full_spectrum_columns(table, results: List[Dict[str, Any]], root: str | 
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
-                  data_subset: int | None = None, **options) -> Dict[str, Any]:
+                  data_subset: int | None = None, image_size: int | None = None, **options) -> Dict[str, Any]:
     """Prune one freshly initialised model and measure the mask's path/node geometry (no training):
     log10 effective paths, ln effective nodes (as Pham et al. plot them), log10 path-kernel trace, and the
     per-layer width (fraction of output units with a kept weight)."""
     data = None
     if getattr(get_pruner(method), "needs_data", False):
-        data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed)
-    model = initial_model(model_name, shape(dataset), seed)
+        data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed, image_size=image_size)
+    model = initial_model(model_name, input_shape(dataset, image_size), seed)
     mask = prune(model, method, density, seed=seed, data=data, **options)
     nodes = metrics.effective_nodes(model, mask)
     widths = metrics.layer_width(mask)

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 
 from .config import TrainConfig
-from .data import load_dataset
+from .data import load_for
 from .io import save_json, save_torch
 from .masks import (Mask, density, kept_layer_densities, ones_mask, prunable_parameters, save_mask, topk_global,
                     topk_layer)
@@ -114,8 +114,7 @@ def lottery_ticket(config, *, rounds: Optional[int] = None, density_target: Opti
     cfg = TrainConfig.coerce(config)
     _check_options(rate, scope, rewind_iteration)
     if data is None:
-        data = load_dataset(cfg.dataset, root=cfg.data_root, train_subset=cfg.train_subset,
-                            test_subset=cfg.test_subset, seed=cfg.seed)
+        data = load_for(cfg)
     template = initial_model(cfg.model, data.shape, cfg.seed) if model is None else model
     start = (ones_mask(template) if mask is None
              else {k: torch.as_tensor(v).to(torch.bool).cpu() for k, v in mask.items()})

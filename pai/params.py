@@ -26,7 +26,8 @@ from .config import TrainConfig
 from .spec import PruneSpec, RunSpec, run_id
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
-              "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile")
+              "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile",
+              "image_size", "eval_every", "eval_batch_size")
 
 
 def train_options(params: Mapping[str, Any], model: str) -> Dict[str, Any]:

@@ -31,7 +31,7 @@ import torch
 
 from . import masks as M
 from . import pruners
-from .data import load_dataset
+from .data import load_for
 from .executors import get_executor
 from .io import save_json, save_torch
 from .metrics import run_metrics
@@ -118,11 +118,10 @@ def dataset_of(cfg) -> Any:
     """The run's data, as ``pai.train`` would load it (subsets are seeded by the run's seed); one
     dataset per process is kept, so the runs of a sweep on the same data load it once."""
     device = cfg.torch_device()
-    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.seed, str(device))
+    key = (cfg.dataset, cfg.data_root, cfg.train_subset, cfg.test_subset, cfg.image_size, cfg.seed, str(device))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one dataset per process at a time keeps memory flat in long sweeps
-        _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, device=device,
-                                        train_subset=cfg.train_subset, test_subset=cfg.test_subset, seed=cfg.seed)
+        _DATA_CACHE[key] = load_for(cfg, device)
     return _DATA_CACHE[key]
 
 

@@ -3,7 +3,11 @@
 The loop follows airbench (Jordan, arXiv 2404.00498, 2024): the data set lives on the device as
 one tensor, batches are index slices (no ``DataLoader``), crop+flip run on the whole batch, and
 on CUDA the forward runs under bf16 autocast with channels_last and cudnn.benchmark (optionally
-``torch.compile``).  On CPU everything is float32 and a fixed seed gives bit-identical runs.
+``torch.compile``).  On CPU everything is float32 and a fixed seed gives bit-identical runs.  On CPU
+this loop runs as fast as a plain PyTorch loop, and neither channels_last nor ``torch.compile`` paid
+for the narrow nets of the cpu profile on real data (``python -m pai.bench train``); what buys CPU time
+is less work: a smaller input (``image_size``, area-averaged on load), a training subset and one
+evaluation at the end (``eval_every``) -- measured in ``params/profiles/cpu/README.md``.
 
 Static masks (pruning at initialisation): the mask is checked and applied to the weights once,
 then re-applied after *every* optimizer step by one in-place ``torch._foreach_mul_`` over
@@ -42,7 +46,7 @@ from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
 from . import checkpoint as ckpt
 from .checkpoint import TrainResult
 from .config import SCHEDULES, TrainConfig  # noqa: F401  (public API of pai.train)
-from .data import augment, iterate_batches, load_dataset
+from .data import augment, iterate_batches, load_for
 from .masks import Mask, check_mask, load_mask, prunable_parameters
 from .models import initial_model
 from .rundir import RunDir
@@ -126,8 +130,7 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
 
 def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, callbacks) -> TrainResult:
     if data is None:
-        data = load_dataset(cfg.dataset, root=cfg.data_root, device=device, train_subset=cfg.train_subset,
-                            test_subset=cfg.test_subset, seed=cfg.seed)
+        data = load_for(cfg, device)
     if model is None:  # the initialisation (and any dropout) depends on the seed alone
         model = initial_model(cfg.model, data.shape, cfg.seed)
     else:
@@ -157,8 +160,9 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
         for epoch in range(state.epoch, cfg.epochs):
             state.epoch = epoch + 1
             state.history.append(loop.epoch(state, epoch, callbacks, bar))
+            tested = state.history[-1]["test_acc"]
             bar.set_postfix(loss=f"{state.history[-1]['train_loss']:.3f}",
-                            test_acc=f"{state.history[-1]['test_acc']:.4f}")
+                            test_acc="-" if tested is None else f"{tested:.4f}")
             for cb in callbacks:
                 cb("epoch_end", state)
             if run_dir is not None:
@@ -226,8 +230,10 @@ class _Loop:
         if self.cuda:
             torch.cuda.synchronize()
         train_s = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, self.x_test, self.y_test, cfg.eval_batch_size, self.autocast,
-                                       self.layout)
+        test_loss = test_acc = None
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            test_loss, test_acc = evaluate(model, self.x_test, self.y_test, cfg.eval_batch_size, self.autocast,
+                                           self.layout)
         n = len(self.x_train)
         return {"epoch": epoch + 1, "train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                 "test_loss": test_loss, "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,

@@ -177,6 +177,17 @@ def test_digits():
     assert torch.equal(other.y_test, ds.y_test) and torch.equal(other.x_train, ds.x_train)
 
 
+def test_image_size_area_averages_on_load():
+    full, half = load_dataset("digits"), load_dataset("digits", image_size=4)
+    assert half.x_train.shape == (1437, 1, 4, 4) and half.image_size == 4 and half.x_test.shape[2:] == (4, 4)
+    blocks = full.x_train.reshape(1437, 1, 4, 2, 4, 2).mean(dim=(3, 5))  # each 2x2 block's mean
+    torch.testing.assert_close(half.x_train, blocks)
+    assert torch.equal(load_dataset("digits", image_size=8).x_train, full.x_train)
+    for bad in (0, 9, 2.5):
+        with pytest.raises(ValueError, match="image_size"):
+            load_dataset("digits", image_size=bad)
+
+
 def test_unknown_name_lists_valid_names():
     with pytest.raises(KeyError, match="fashion-mnist") as info:
         load_dataset("fashion-mnsit")

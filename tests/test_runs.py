@@ -233,3 +233,14 @@ def test_a_pruner_that_returns_its_state_gets_it_saved(tmp_path):
     trained_from = torch.load(rd.init_state, weights_only=True)
     init = initial_model(TINY["model"], shape("digits"), 0).state_dict()
     assert any(not torch.equal(trained_from[k], init[k]) for k in init)  # θ_T, not θ_0
+
+
+def test_fields_added_later_keep_old_run_ids_at_their_default():
+    # made with the TrainConfig of before image_size and eval_every existed
+    old = runs.make_spec(model="vgg11-w0.25", dataset="fashion-mnist", method="random-erk", density=0.01,
+                         prune_seed=2, seed=2, epochs=6, train_subset=10000).to_dict()
+    assert "image_size" not in old["train"] and "eval_every" not in old["train"]
+    assert runs.run_id(old) == "716f37a31bc19c7c"
+    new = runs.make_spec(model="vgg11-w0.25", dataset="fashion-mnist", method="random-erk", density=0.01,
+                         prune_seed=2, seed=2, epochs=6, train_subset=10000, image_size=14, eval_every=6).to_dict()
+    assert new["train"]["image_size"] == 14 and runs.run_id(new) != runs.run_id(old)

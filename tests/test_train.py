@@ -98,6 +98,23 @@ def test_two_cpu_runs_with_one_seed_are_identical_and_the_seed_matters():
     assert _untimed(c.history) != _untimed(a.history)
 
 
+def test_a_residual_conv_net_with_batch_norm_trains_bit_identically_on_cpu():
+    cfg = _cfg(model="resnet20-w0.25", epochs=1, augment=True)
+    a, b = train(cfg, progress=False), train(cfg, progress=False)
+    assert _untimed(a.history) == _untimed(b.history)
+    _assert_same_weights(_weights(a), _weights(b))
+
+
+def test_eval_every_skips_evaluations_but_not_the_last_and_changes_nothing_else():
+    every = train(_cfg(epochs=3), progress=False)
+    sparse = train(_cfg(epochs=3, eval_every=2), progress=False)
+    assert [e["test_acc"] is None for e in sparse.history] == [True, False, False]
+    assert sparse.history[1]["test_acc"] == every.history[1]["test_acc"]
+    assert sparse.final_test_acc == every.final_test_acc
+    assert sparse.best_test_acc == max(every.history[1]["test_acc"], every.history[2]["test_acc"])
+    _assert_same_weights(_weights(sparse), _weights(every))
+
+
 def test_init_state_is_the_starting_point():
     torch.manual_seed(0)
     same = create_model("lenet-300-100", 10, 1, 8).state_dict()
