@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .config import TrainConfig
 from .spec import PruneSpec, RunSpec, run_id
+from .variants import resolve
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
               "gamma", "label_smoothing", "augment", "train_subset", "test_subset", "device", "compile",
@@ -62,7 +63,9 @@ def grid(*, dataset: str, models: Sequence[str], seeds: Sequence[int], methods: 
     ``densities`` (fraction kept), or ``degrees``: one degree for every layer (the expander pruners'
     ``degree`` option; the density is then 1.0, which they ignore).  ``options`` go to every pruner,
     an :class:`over` value spanning an axis; ``method_options[method]`` are added for that method.
-    ``train``: the ``TrainConfig`` fields, a mapping or a function of the model name."""
+    ``train``: the ``TrainConfig`` fields, a mapping or a function of the model name.  A ``methods``
+    entry may be a registered variant label (``"phew (graph walk)"``, :mod:`pai.variants`): its method
+    with the variant's options."""
     levels = ([(1.0, {"degree": int(d)}) for d in degrees] if degrees is not None
               else [(float(d), {}) for d in densities])
     options = dict(options or {})
@@ -71,11 +74,12 @@ def grid(*, dataset: str, models: Sequence[str], seeds: Sequence[int], methods: 
     specs = []
     for model in models:
         cfg = dict(train(model) if callable(train) else (train or {}))
-        for method in methods:
+        for name in methods:
+            method, variant_options = resolve(name)
             for density, level_options in levels:
                 for combo in combos:
                     opts = {**level_options, **{k: combo.get(k, v) for k, v in options.items()},
-                            **dict((method_options or {}).get(method, {}))}
+                            **dict((method_options or {}).get(method, {})), **variant_options}
                     for seed in seeds:
                         specs.append(RunSpec(TrainConfig.from_dict({"model": model, "dataset": dataset, **cfg,
                                                                     "seed": seed}),

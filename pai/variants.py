@@ -105,3 +105,25 @@ def variant_rank(label: str) -> int:
 
 
 # The registered variants (faithful defaults are the plain method names; add a method's variants here).
+# Each is a named option of its pruner (the docstring there gives the reason); the notebooks plot it
+# beside the faithful default wherever the two differ.
+register_variant("synflow", "synflow (exact count)", options={"rule": "exact"})
+register_variant("synflow-l2", "synflow-l2 (exact count)", options={"rule": "exact"})
+register_variant("phew", "phew (graph walk)", options={"walk": "graph"})
+register_variant("npb", "npb (paper normaliser)", options={"path_norm": "max"})
+register_variant("rreg", "rreg (exact degrees)", options={"exact_degrees": True})
+register_variant("random-graph", "random-graph (fixed count)", options={"fixed_count": True})
+# Not a correction but the other published protocol: the PHEW repo scores SNIP and GraSP with batch
+# statistics (train mode); the SynFlow and NPB repos, and pai's default, in eval mode.
+register_variant("snip", "snip (train mode)", options={"train_mode": True})
+register_variant("grasp", "grasp (train mode)", options={"train_mode": True})
+
+
+def resolve(name: str):
+    """``(method, options)`` of a method name or a registered variant label: what a stage's ``methods``
+    list may hold, e.g. ``["synflow", "synflow (exact count)"]``."""
+    for v in _VARIANTS:
+        if v.label == name:
+            return v.method, dict(v.options)
+    return name, {}
+

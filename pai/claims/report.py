@@ -66,7 +66,34 @@ def _details(r: ClaimResult) -> List[str]:
     return lines
 
 
-def markdown(results: Sequence[ClaimResult]) -> str:
+PAPER_COLUMNS = ("method", "model", "dataset", "density", "degree", "paper", "ours", "n_seeds", "delta")
+
+
+def paper_tables(tables: Dict) -> List[str]:
+    """Markdown of every stage's ``paper_vs_ours`` table (``pai.published.paper_vs_ours``, saved by a
+    notebook under a paper profile as ``runs/<stage>/tables/paper_vs_ours.csv``)."""
+    lines = []
+    for stage, named in tables.items():
+        table = named.get("paper_vs_ours")
+        if table is None or table.empty:
+            continue
+        cols = [c for c in PAPER_COLUMNS if c in table.columns]
+        lines += [f"### {stage.replace('_', ' ')}", "", "| " + " | ".join(cols) + " |",
+                  "|" + "---|" * len(cols)]
+        for row in table[cols].to_dict("records"):
+            cells = ["" if (isinstance(v, float) and not math.isfinite(v)) else
+                     (f"{v:+.2f}" if k == "delta" else (f"{v:g}" if isinstance(v, float) else str(v)))
+                     for k, v in row.items()]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if lines:
+        lines = ["## Paper vs ours", "", "The papers' published numbers (`pai/published.csv`) beside ours "
+                 "(mean ± sample standard deviation over seeds; delta = ours − paper, percentage points).",
+                 ""] + lines
+    return lines
+
+
+def markdown(results: Sequence[ClaimResult], tables: Dict | None = None) -> str:
     counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "contradicted", "inconclusive")}
     lines = ["# Claims scoreboard", "",
              "Computed by `python -m pai.claims` (a `dvc repro` stage) from the result tables "
@@ -77,6 +104,7 @@ def markdown(results: Sequence[ClaimResult]) -> str:
     for stage in dict.fromkeys(r.stage for r in results):
         lines += [f"## {stage.replace('_', ' ')}", ""] + summary_table([r for r in results if r.stage == stage])
         lines.append("")
+    lines += paper_tables(tables or {})
     lines += ["## Details", ""]
     for r in results:
         lines += _details(r)
@@ -116,8 +144,9 @@ def write(out: str | Path, runs: str | Path = "runs", stages: Sequence[str] = ST
     """Write ``out`` (markdown) and the JSON beside it from ``runs/<stage>/*.csv``."""
     from ..io import save_text
 
-    results = evaluate(load_runs(runs, stages))
+    tables = load_runs(runs, stages)
+    results = evaluate(tables)
     out = Path(out)
-    save_text(markdown(results), out)
+    save_text(markdown(results, tables), out)
     save_text(to_json(results), out.with_suffix(".json"))
     return results

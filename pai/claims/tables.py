@@ -36,9 +36,11 @@ def merge_by_run(results: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_stage(path: str | Path) -> Dict[str, pd.DataFrame]:
-    """Every ``<path>/*.csv`` by file stem; tables with a ``run_id`` column (e.g. a notebook's
-    ``moving_distance.csv``) are also merged into ``results``."""
-    tables = {p.stem: pd.read_csv(p) for p in sorted(Path(path).glob("*.csv"))}
+    """Every ``<path>/*.csv`` and ``<path>/tables/*.csv`` (the extra tables a notebook saves, a DVC out of
+    its stage) by file stem; tables with a ``run_id`` column (e.g. a notebook's ``moving_distance.csv``)
+    are also merged into ``results``."""
+    files = sorted(Path(path).glob("*.csv")) + sorted((Path(path) / "tables").glob("*.csv"))
+    tables = {p.stem: pd.read_csv(p) for p in files}
     if "results" in tables:
         for name, t in list(tables.items()):
             if name != "results" and "run_id" in t.columns:
