@@ -72,14 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_options(method: str, fn, options: Dict[str, object]) -> None:
-    """``ValueError`` naming an option that ``fn`` does not take, with the valid ones."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("seed", "data")]
-    for key in options:
-        if key not in valid:
-            raise ValueError(f"method {method!r} has no option {key!r}; valid: {', '.join(valid) or '(none)'}")
+    """``ValueError`` naming an option that ``fn`` (the pruner ``method``) does not take, with the valid ones."""
+    from . import check_options as check
+
+    check(method, options)
 
 
 def _fail(message: str) -> int:
