@@ -25,9 +25,17 @@ def regime_of(spec: Dict[str, Any]) -> str:
     return (spec.get("regime") or {"kind": "static"})["kind"]
 
 
+def completed(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A spec's JSON form with every default filled in (a hand-written spec may leave fields out; its run
+    id is that of the mapping as given, :func:`pai.spec.run_id`)."""
+    from .spec import RunSpec
+
+    return RunSpec.from_dict(spec).to_dict()
+
+
 def flatten_result(result: Dict[str, Any]) -> Dict[str, Any]:
     """One table row: spec fields, prune fields, summary metrics and accuracies."""
-    spec, tr = result["spec"], result.get("train") or {}  # a diverged run has no training result
+    spec, tr = completed(result["spec"]), result.get("train") or {}  # a diverged run has no training result
     status = result.get("status", "finished")  # records written before statuses existed are finished runs
     row = {"run_id": result["run_id"], "model": spec["train"]["model"], "dataset": spec["train"]["dataset"],
            "method": spec["prune"]["method"], "target_density": spec["prune"]["density"],
