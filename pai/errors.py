@@ -44,7 +44,7 @@ class TrainingDiverged(RuntimeError):
                          f"(a rerun of the same config retries from the last finite checkpoint)")
 
 
-INPUT_ERRORS = (ValueError, KeyError, LookupError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+INPUT_ERRORS = (ValueError, KeyError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                 PermissionError, FileExistsError)
 
 

@@ -84,10 +84,9 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     base = Path(cwd or Path.cwd())
     fig_dir = params.get("fig_dir", schema.get("fig_dir"))
     final = None if fig_dir is None else base / fig_dir
+    staging = None if final is None else final.with_name(temp_prefix(final.name) + "staging.tmp")
     if final is not None:
         recover_figures(final)
-        staging = final.with_name(temp_prefix(final.name) + "staging.tmp")
-        staging.mkdir(parents=True)
         params["fig_dir"] = str(Path(fig_dir).with_name(staging.name))
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"name": kernel or default_kernel(), "display_name": "Python (pai)",
@@ -95,9 +94,11 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out.parent)  # run folders a killed earlier run left
     work = out.parent / (temp_prefix(out.name) + "run.tmp")
-    work.mkdir()
     passive_wait()  # the kernel inherits this environment
     try:
+        work.mkdir()
+        if staging is not None:
+            staging.mkdir(parents=True)
         nb_in, nb_out = work / "in.ipynb", work / out.name
         nbformat.write(nb, nb_in)
         try:
@@ -106,11 +107,11 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
         finally:
             if nb_out.exists():  # a failed run still leaves its notebook (with the error) to inspect
                 os.replace(nb_out, out)
-        if final is not None:
+        if staging is not None:
             swap_in(staging, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if final is not None and staging.exists():
+        if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # failed: the previous figures stay
     return out
 

@@ -6,10 +6,10 @@ setting, so a config's ``threads=None`` means "torch's default".
 
 :func:`passive_wait`: OpenMP threads that finish a parallel region spin, waiting for the next one
 (``OMP_WAIT_POLICY=ACTIVE``-like default of GNU OpenMP).  On a machine where another job holds a core,
-the spinning threads steal the cores the working ones need: ``python -m pai prune --model resnet20
---method synflow --density 0.01`` took 18.7 s with torch's default threads next to one busy process on
-2 cores, 7.0 s with ``OMP_WAIT_POLICY=PASSIVE`` and 8.0 s on one thread (``python -m pai.bench threads``
-measures it).  OpenMP reads the variable once, when torch loads it, so the entry points (``python -m
+the spinning threads steal the cores the working ones need: pruning ResNet-20 with SynFlow at density
+0.01 next to one busy process on a shared 2-core machine took 110 s (median of 2; CPU 40 s) with torch's
+default threads, 3.7 s (CPU 2.7 s) with ``OMP_WAIT_POLICY=PASSIVE`` and 10 s (CPU 2.4 s) on one thread
+(``python -m pai.bench threads``).  OpenMP reads the variable once, when torch loads it, so the entry points (``python -m
 pai``, ``python -m pai.notebook`` and the kernels it starts, the Makefile) set it before torch is
 imported; a value already in the environment is kept.  This module imports torch only when used.
 """
