@@ -603,3 +603,22 @@ def test_makefile_exports_passive_waiting_and_opens_jupyterlab():
                          text=True, timeout=60).stdout
     assert "jupyter lab" in lab and "Jupytext Notebook" in lab
     assert ("--allow-root" in lab) == (os.geteuid() == 0)
+
+
+def test_the_other_commands_take_the_same_error_path(tmp_path, capsys):
+    from pai import figindex, profiles
+    from pai.claims.__main__ import main as claims_main
+
+    assert profiles.main(["use", "gpu-cluster"]) == 2
+    error_line(capsys, "unknown profile 'gpu-cluster'", "cpu", "paper")
+    assert profiles.main(["usee", "cpu"]) == 2
+    error_line(capsys, "usage")
+    assert claims_main([str(tmp_path / "CLAIMS.md"), "--runs", str(tmp_path / "nowhere")]) == 2
+    error_line(capsys, "nowhere", "dvc repro")
+    assert figindex.main([str(tmp_path / "nofigs"), str(tmp_path / "README.md")]) == 2
+    error_line(capsys, "nofigs")
+    (tmp_path / "figs" / "stage").mkdir(parents=True)
+    (tmp_path / "figs" / "stage" / "captions.json").write_text("[{")
+    assert figindex.main([str(tmp_path / "figs"), str(tmp_path / "README.md")]) == 2
+    error_line(capsys, "captions.json", "not valid JSON")
+    assert not (tmp_path / "README.md").exists()
