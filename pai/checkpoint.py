@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ import torch
 from torch import nn
 
 from .config import HOW_TO_RUN as RUN_INDEPENDENT_KEYS
-from .io import save_json, save_torch
+from .errors import TrainingDiverged
+from .io import load_json, load_torch, save_json, save_torch
 from .masks import density
 from .rundir import RunDir
 
@@ -152,20 +152,52 @@ def load_checkpoint(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
     """On the CPU: RNG states must be CPU tensors; ``load_state_dict`` moves the rest."""
     if run_dir is None or not RunDir(run_dir).checkpoint.is_file():
         return None
-    return torch.load(RunDir(run_dir).checkpoint, map_location="cpu", weights_only=True)
+    return load_torch(RunDir(run_dir).checkpoint, what="checkpoint",
+                      fix=f"delete it to restart this run from epoch 0 (or delete {run_dir} to redo the run)")
 
 
 def save_final(run_dir: Path, state_dict: Mapping[str, torch.Tensor], result: Mapping[str, Any]) -> None:
     """Weights first, ``result.json`` last: a result on disk always has its weights next to it."""
     save_torch({k: v.detach().to("cpu") for k, v in state_dict.items()}, RunDir(run_dir).final)
     save_json(dict(result), RunDir(run_dir).result)
+    RunDir(run_dir).diverged.unlink(missing_ok=True)  # an earlier attempt's note: this one finished
+
+
+# ----------------------------------------------------------------------------- divergence
+
+def non_finite(entry: Mapping[str, Any]) -> Optional[str]:
+    """What is non-finite in one epoch's history entry (``"train loss nan"``), or None."""
+    import math
+
+    for key in ("train_loss", "test_loss"):
+        value = entry.get(key)
+        if value is not None and not math.isfinite(value):
+            return f"{key.replace('_', ' ')} is {value}"
+    return None
+
+
+def diverged(run_dir: Optional[Path], epoch: int, reason: str, config: Mapping[str, Any],
+             fp: Mapping[str, Any], history: List[Dict[str, Any]]) -> TrainingDiverged:
+    """Record ``diverged.json`` (epoch, reason, config, history; strict JSON) in ``run_dir`` and return the
+    error to raise.  The epoch's checkpoint is not written: the last one is the last finite state, so a
+    rerun retries from there (on the CPU, bit-identically: it diverges again and says so)."""
+    if run_dir is not None:
+        save_json({"epoch": epoch, "reason": reason, "config": dict(config), "fingerprint": dict(fp),
+                   "history": history}, RunDir(run_dir).diverged)
+    return TrainingDiverged(epoch, reason, None if run_dir is None else str(run_dir))
+
+
+def load_diverged(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
+    if run_dir is None or not RunDir(run_dir).diverged.is_file():
+        return None
+    return load_json(RunDir(run_dir).diverged, what="divergence record", fix="delete it")
 
 
 def load_result(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
     if run_dir is None or not RunDir(run_dir).result.is_file():
         return None
-    with open(RunDir(run_dir).result) as f:
-        return json.load(f)
+    return load_json(RunDir(run_dir).result, what="training result",
+                     fix="delete it to finish the run again from its checkpoint")
 
 
 def load_final(run_dir: Path, device: torch.device | str = "cpu") -> Dict[str, torch.Tensor]:
@@ -173,7 +205,7 @@ def load_final(run_dir: Path, device: torch.device | str = "cpu") -> Dict[str, t
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing although {RunDir(run_dir).result.name} is there; "
                                 f"delete {run_dir} to rerun")
-    return torch.load(path, map_location=device, weights_only=True)
+    return load_torch(path, what="final weights", fix=f"delete {run_dir} to rerun", map_location=device)
 
 
 def load_finished(done: Dict[str, Any], run_dir: Path, model: Optional[nn.Module], device) -> TrainResult:

@@ -9,11 +9,14 @@ length; the official code takes absolute epochs.
 from __future__ import annotations
 
 import dataclasses
-import json
+import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from .errors import UserError
+from .io import load_json, load_yaml
 
 # how to run, not what is computed: changing them must not invalidate a finished run (nor its id)
 HOW_TO_RUN = ("data_root", "threads")
@@ -53,26 +56,43 @@ class TrainConfig:
     image_size: Optional[int] = None  # area-average the images to this size on load (pai.data.load_dataset)
 
     def __post_init__(self):
-        self.milestones = tuple(float(m) for m in self.milestones)
+        """Every field checked, so a bad value is one clear error before any work (``UserError``)."""
         for f in dataclasses.fields(self):
-            if f.type == "float":  # YAML 1.1 reads "5e-4" as a string
-                setattr(self, f.name, float(getattr(self, f.name)))
+            value = getattr(self, f.name)
+            if f.type == "float":  # YAML 1.1 reads "5e-4" as a string; ints are floats too
+                setattr(self, f.name, _number(f.name, value))
+            elif f.type == "bool" and not isinstance(value, bool):  # "no" would count as True
+                raise UserError(f"{f.name} must be true or false, got {value!r}")
+            elif f.type == "str" and not isinstance(value, str):
+                raise UserError(f"{f.name} must be a string, got {value!r}")
+        if not isinstance(self.milestones, (list, tuple)):
+            raise UserError(f"milestones must be a list of fractions of the epochs, got {self.milestones!r}")
+        self.milestones = tuple(_number("milestones", m) for m in self.milestones)
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+            raise UserError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise UserError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        for name in ("train_subset", "test_subset", "threads", "image_size"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise UserError(f"{name} must be none or an int >= 1, got {value!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise UserError(f"seed must be an int >= 0, got {self.seed!r}")
+        bounds = {"lr": (0.0, math.inf, False), "momentum": (0.0, 1.0, True), "weight_decay": (0.0, math.inf, True),
+                  "gamma": (0.0, math.inf, False), "label_smoothing": (0.0, 1.0, True)}
+        for name, (low, high, low_ok) in bounds.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value >= low if low_ok else value > low) and value < high):
+                span = f"{'[' if low_ok else '('}{low:g}, {high:g})"
+                raise UserError(f"{name} must be a finite number in {span}, got {value!r}")
         if any(not 0.0 <= m <= 1.0 for m in self.milestones):
-            raise ValueError(f"milestones are fractions of the epochs in [0, 1], got {self.milestones}")
+            raise UserError(f"milestones are fractions of the epochs in [0, 1], got {self.milestones}")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
-                                            or self.image_size < 1):
-            raise ValueError(f"image_size must be None or a positive int, got {self.image_size!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be None or >= 1, got {self.threads}")
+            raise UserError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of 0-based ``epoch``: multistep = ``MultiStepLR``, cosine = ``CosineAnnealingLR``
@@ -96,24 +116,21 @@ class TrainConfig:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(d) - set(valid))
         if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; valid keys: {', '.join(valid)}")
+            raise UserError(f"unknown TrainConfig key(s) {unknown}{_close(unknown, valid)}; valid keys: {', '.join(valid)}")
         return cls(**d)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
         """Read a ``.yaml``/``.yml``/``.json`` file holding one mapping of config keys."""
         path = Path(path)
-        with open(path) as f:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                d = yaml.safe_load(f) or {}
-            elif path.suffix == ".json":
-                d = json.load(f)
-            else:
-                raise ValueError(f"config file must end in .yaml, .yml or .json, got {path.name}")
+        if path.suffix in (".yaml", ".yml"):
+            d = load_yaml(path, what="config file") or {}
+        elif path.suffix == ".json":
+            d = load_json(path, what="config file", fix="fix the file")
+        else:
+            raise UserError(f"config file must end in .yaml, .yml or .json, got {path.name}")
         if not isinstance(d, dict):
-            raise ValueError(f"{path} must hold a mapping of TrainConfig keys, got {type(d).__name__}")
+            raise UserError(f"config file {path} must hold a mapping of TrainConfig keys, got {type(d).__name__}")
         return cls.from_dict(d)
 
     @classmethod
@@ -127,4 +144,35 @@ class TrainConfig:
 
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise UserError(f"device {self.device!r} asked for, but torch sees no CUDA GPU "
+                                f"(torch.cuda.is_available() is False); use --device cpu (or auto)")
+            index = torch.device(self.device).index
+            if index is not None and index >= torch.cuda.device_count():
+                raise UserError(f"device {self.device!r} asked for, but only {torch.cuda.device_count()} "
+                                f"CUDA GPU(s) are visible; use cuda:0..{torch.cuda.device_count() - 1}")
         return torch.device(self.device)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(name: str, value) -> float:
+    """``value`` as a float: a number or a numeric string (YAML 1.1's "5e-4"); never a bool."""
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+
+
+def _close(unknown: Sequence[str], valid: Sequence[str]) -> str:
+    """`` (did you mean 'epochs'?)`` for the first unknown name close to a valid one."""
+    for name in unknown:
+        match = difflib.get_close_matches(name, valid, n=1)
+        if match:
+            return f" (did you mean {match[0]!r} for {name!r}?)"
+    return ""

@@ -24,6 +24,8 @@ import gzip
 import os
 import pickle
 import socket
+import sys
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 
 from .augment import augment, iterate_batches  # noqa: F401  (re-exported: the public data API)
+from .errors import UserError
 from .registry import Registry
 
 DATASETS = Registry("dataset")
@@ -88,6 +91,14 @@ Ways to provide the data (any one of them):
 
 class DataNotFoundError(FileNotFoundError):
     """No copy of a dataset anywhere we look, and no download possible."""
+
+
+class DataCorruptError(UserError):
+    """A data file exists but is truncated or not in its format; the message names the file."""
+
+
+_REFETCH = ("delete it and fetch the dataset again (Fashion-MNIST: `apt-get install --reinstall "
+            "dataset-fashion-mnist`, or its four .gz files from github.com/zalandoresearch/fashion-mnist)")
 
 
 @dataclass(repr=False)
@@ -224,13 +235,26 @@ def _download(name: str, dest: Path) -> None:
         socket.setdefaulttimeout(old)
 
 
+_ANNOUNCED: set = set()
+
+
+def announce(name: str, folder: Path) -> Path:
+    """Say once per process which copy of a dataset is read (several copies may exist: ``$PAI_DATA``,
+    ``data/``, the Debian folder), on stderr so that tables and notebooks' stdout stay clean."""
+    key = (name, str(Path(folder).resolve()))
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        print(f"pai.data: {name} from {key[1]}", file=sys.stderr, flush=True)
+    return folder
+
+
 def _find(name: str, root, subdirs: Sequence[str], is_complete, extra: Sequence[Path] = (),
           downloaded: Sequence[str] = ()) -> Path:
     """First folder that ``is_complete``; else download into ``root or ./data`` and look again."""
     looked = [b / s if s else b for b in _bases(root) for s in subdirs] + list(extra)
     for d in looked:
         if is_complete(d):
-            return d
+            return announce(name, d)
     dest = Path(root) if root is not None else Path.cwd() / "data"
     try:
         _download(name, dest)
@@ -238,7 +262,7 @@ def _find(name: str, root, subdirs: Sequence[str], is_complete, extra: Sequence[
         raise _not_found(name, looked, f"{type(e).__name__}: {e}") from e
     for d in (dest / s for s in downloaded):
         if is_complete(d):
-            return d
+            return announce(name, d)
     raise _not_found(name, looked, f"torchvision reported success but {dest} holds no readable copy")
 
 
@@ -263,15 +287,20 @@ def _stamp(paths: Sequence[Path]) -> Tuple[Tuple[str, int], ...]:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one idx file (LeCun's format: magic 0x0000 08 ndim, big-endian int32 dims, uint8 data)."""
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        data = f.read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as e:  # a truncated download ends the gzip stream early
+        raise DataCorruptError(f"{path} is truncated or not a gzip file ({type(e).__name__}: {e}); "
+                               f"{_REFETCH}") from e
     if len(data) < 4 or data[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()})")
+        raise DataCorruptError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()}); {_REFETCH}")
     ndim = data[3]
     dims = tuple(int(v) for v in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} = {int(np.prod(dims))} bytes, found {len(data) - offset}")
+        raise DataCorruptError(f"{path} is truncated: its header says {dims} = {int(np.prod(dims))} bytes, found "
+                               f"{len(data) - offset}; {_REFETCH}")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -307,8 +336,15 @@ def _mnist(root) -> _Raw:
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, ImportError) as e:
+        raise DataCorruptError(f"{path} is truncated or not a CIFAR python pickle ({type(e).__name__}: {e}); "
+                               f"{_REFETCH}") from e
+    if not isinstance(d, dict):
+        raise DataCorruptError(f"{path} holds a {type(d).__name__}, not a CIFAR batch dictionary; {_REFETCH}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
@@ -318,10 +354,14 @@ def _read_cifar(stamp, label_key: str) -> Tuple[np.ndarray, ...]:
         xs, ys = [], []
         for p in paths:
             d = _unpickle(Path(p))
+            if "data" not in d or label_key not in d:
+                raise DataCorruptError(f"{p} has no {'data' if 'data' not in d else label_key!r} entry: not a CIFAR "
+                                       f"batch of this dataset; {_REFETCH}")
             x = np.asarray(d["data"], dtype=np.uint8)
             y = np.asarray(d[label_key], dtype=np.int64)
             if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
-                raise ValueError(f"{p}: expected data (N, 3072) and N labels, got {x.shape} and {y.shape}")
+                raise DataCorruptError(f"{p}: expected data (N, 3072) and N labels, got {x.shape} and {y.shape}; "
+                                       f"{_REFETCH}")
             xs.append(x.reshape(-1, 3, 32, 32))  # rows are 1024 R, then G, then B, each row-major
             ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)
@@ -387,5 +427,6 @@ def _tiny_imagenet(root) -> _Raw:
     found = tin.find(_bases(root))
     if isinstance(found, str):
         raise DataNotFoundError(found)
+    announce("tiny-imagenet", found)
     a = tin.load_arrays(found.resolve(), tin.stamp(found.resolve()))
     return _Raw(a["x_train"], a["y_train"], a["x_test"], a["y_test"], tin.NUM_CLASSES, 255.0, tin.MEAN, tin.STD)

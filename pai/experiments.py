@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-import torch
 
 from . import metrics
 from .data import load_dataset, shape
+from .io import load_torch
 from .masks import load_mask
 from .models import initial_model
 from .params import StageParams
@@ -61,13 +61,14 @@ def init_model_of_run(spec: SpecLike, root: str | Path):
     model = model_of_spec(spec)
     state = files_of_run(spec, root).init_state
     if state.exists():
-        model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_torch(state, what="initial weights", fix=f"delete {state.parent} to redo the run"))
     return model
 
 
 def final_model_of_run(spec: SpecLike, root: str | Path):
     model = model_of_spec(spec)
-    model.load_state_dict(torch.load(files_of_run(spec, root).final, map_location="cpu", weights_only=True))
+    final = files_of_run(spec, root).final
+    model.load_state_dict(load_torch(final, what="final weights", fix=f"delete {final.parent} to redo the run"))
     return model
 
 
@@ -154,7 +155,7 @@ def itop_trajectory(result: Dict[str, Any]):
 def itop_trajectories(results: List[Dict[str, Any]], *, seed: int) -> Dict[float, Any]:
     """``{target density: itop_trajectory}`` of the DST runs trained with ``seed``, in the order given."""
     return {r["spec"]["prune"]["density"]: itop_trajectory(r) for r in results
-            if regime_of(r["spec"]) == "dst" and r["spec"]["train"]["seed"] == seed}
+            if regime_of(r["spec"]) == "dst" and r["spec"]["train"]["seed"] == seed and r.get("train")}
 
 
 def training_curves(results: List[Dict[str, Any]], *, methods: Sequence[str], density: float, seed: int,
@@ -163,6 +164,7 @@ def training_curves(results: List[Dict[str, Any]], *, methods: Sequence[str], de
     out = {}
     for r in results:
         p = r["spec"]["prune"]
-        if p["method"] in methods and math.isclose(p["density"], density) and r["spec"]["train"]["seed"] == seed:
+        if (p["method"] in methods and math.isclose(p["density"], density) and r["spec"]["train"]["seed"] == seed
+                and r.get("train")):  # a diverged run has no curve
             out[p["method"]] = r["train"]["history"][:epochs]
     return out

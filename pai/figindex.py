@@ -5,11 +5,11 @@ Each notebook leaves ``figures/<stage>/captions.json`` (``pai.plots.record``): a
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from .io import save_text
+from .errors import UserError, check_output, cli
+from .io import load_json, save_text
 
 
 def build_index(fig_root: Path) -> str:
@@ -23,7 +23,7 @@ def build_index(fig_root: Path) -> str:
         if not cap_file.exists():
             continue
         lines += [f"## {stage_dir.name.replace('_', ' ')}", ""]
-        for entry in json.loads(cap_file.read_text()):
+        for entry in load_json(cap_file, what="captions", fix=f"rerun the {stage_dir.name} stage"):
             rel = f"{stage_dir.name}/{entry['file']}.png"
             lines += [f"### {entry.get('title', entry['file'])}", "", f"![{entry['file']}]({rel})", "",
                       f"{entry['caption']} ([PDF]({stage_dir.name}/{entry['file']}.pdf))", ""]
@@ -41,9 +41,13 @@ def _fmt(v) -> str:
     return str(v)
 
 
+@cli("python -m pai.figindex")
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     fig_root, out = Path(argv[0] if argv else "figures"), Path(argv[1] if len(argv) > 1 else "figures/README.md")
+    if not fig_root.is_dir():
+        raise UserError(f"figure folder {fig_root} does not exist; run the stage notebooks first (`dvc repro`)")
+    check_output(out, what="index")
     save_text(build_index(fig_root), out)
     print(f"wrote {out}")
     return 0

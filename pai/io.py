@@ -1,29 +1,111 @@
 """Atomic writes: every artifact is written to a temp file in the same folder, then renamed.
 
-A run killed half-way therefore leaves either the old file or the new one, never a torn one.
+A run killed half-way therefore leaves either the old file or the new one, never a torn one.  A
+``kill -9`` can still leave its temp file behind: temp names carry the writer's host and pid
+(``.<name>.<host>.<pid>.<random>.tmp``), so :func:`clean_stale_temps` (run when a run, a sweep or a
+notebook starts, and by every write of the same file) removes the ones whose writer is dead without
+touching those of a writer still at work.
+
+Bytes are a function of the content: ``torch.save`` is given a file object, so the zip's record names
+are ``archive/...`` rather than the temp file's random name, and identical objects give identical files
+(DVC hashes them alike).  JSON is strict: a non-finite float is written as ``null`` with a
+``<key>_reason`` beside it (``"nan"``, ``"inf"``), never as the non-standard ``NaN``.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, List
 
-import torch
+from .faults import fault_point
+
+LEGACY_TEMP_AGE_S = 3600.0  # temp files of the old naming (no pid): removed once this old
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-") or "host"
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of this process's temp files for target ``name``."""
+    return f".{name}.{_host()}.{os.getpid()}."
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^./]+)\.(?P<pid>\d+)\.[^./]+\.tmp$")
+_LEGACY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """A temp file (or folder) of ours whose writer is dead: same host and no such pid, or old."""
+    m = _TEMP.match(path.name)
+    now = time.time() if now is None else now
+    try:
+        age = now - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if m:
+        if m["host"] == _host():
+            return not _alive(int(m["pid"]))
+        return age > 24 * 3600  # another machine's writer (shared storage): only when long dead
+    return bool(_LEGACY.match(path.name)) and age > LEGACY_TEMP_AGE_S
+
+
+def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, name: str | None = None) -> List[Path]:
+    """Remove the stale temp files and folders (:func:`is_stale_temp`) in ``folder`` (and below it
+    with ``recursive``); ``name`` limits it to the temps of that target.  Returns what was removed."""
+    folder = Path(folder)
+    removed: List[Path] = []
+    if not folder.is_dir():
+        return removed
+    walk = os.walk(folder) if recursive else [(str(folder), [], [])]
+    for base, _, _ in walk:
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for e in entries:
+            if not e.name.endswith(".tmp") or (name is not None and not e.name.startswith(f".{name}.")):
+                continue
+            p = Path(e.path)
+            if is_stale_temp(p):
+                try:
+                    shutil.rmtree(p) if e.is_dir(follow_symlinks=False) else p.unlink()
+                    removed.append(p)
+                except FileNotFoundError:
+                    pass
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path`` (same filesystem, so atomic)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path.parent, name=path.name)  # what a killed earlier writer of this file left
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; artifacts should read like any other file
     try:
         write(tmp)
+        fault_point("before_rename")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -33,16 +115,44 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    import torch
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: the zip records are "archive/...", not the temp name
+            torch.save(obj, f)
+
+    return atomic_write(path, write)
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None`` (and ``<key>_reason`` beside it in a
+    mapping), tensors and numpy scalars made plain, tuples made lists: what strict JSON can hold."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            v = _plain(v)
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k] = None
+                out.setdefault(f"{k}_reason", "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+            else:
+                out[k] = strict(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    obj = _plain(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return strict(obj) if isinstance(obj, (dict, list)) else obj
+
+
+def dumps(obj: Any, **kw) -> str:
+    """Strict JSON text of ``obj`` (:func:`strict`; ``allow_nan=False``)."""
+    return json.dumps(strict(obj), allow_nan=False, **kw)
 
 
 def save_json(obj: Any, path: str | os.PathLike) -> Path:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_jsonable)
-            f.write("\n")
-
-    return atomic_write(path, write)
+    text = dumps(obj, indent=2, sort_keys=True) + "\n"
+    return save_text(text, path)
 
 
 def save_text(text: str, path: str | os.PathLike) -> Path:
@@ -53,11 +163,74 @@ def save_text(text: str, path: str | os.PathLike) -> Path:
     return atomic_write(path, write)
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    if hasattr(x, "item"):
-        return x.item()
+def _plain(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
+    if hasattr(x, "tolist") and not isinstance(x, (list, tuple)):  # tensors, numpy arrays and scalars
+        return x.tolist()
+    if isinstance(x, (str, int, float, bool, type(None), dict, list, tuple)):
+        return x
     raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def _short(e: BaseException) -> str:
+    text = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+
+
+def load_torch(path: str | os.PathLike, *, what: str = "file", fix: str = "write it again",
+               map_location: Any = "cpu", weights_only: bool = True) -> Any:
+    """``torch.load`` (weights only) that turns a missing, empty, truncated or foreign file into one
+    :class:`pai.errors.UserError` naming ``what``, the path and the ``fix``."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from .errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist" + (" (it is a folder)" if path.is_dir() else "") + f"; {fix}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{what} {path} is empty (0 bytes); {fix}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+            AttributeError, TypeError, IndexError) as e:
+        raise UserError(f"{what} {path} is corrupt or truncated ({_short(e)}); {fix}") from e
+
+
+def load_json(path: str | os.PathLike, *, what: str = "file", fix: str = "write it again") -> Any:
+    """``json.load`` that turns a missing, empty or broken file into one :class:`pai.errors.UserError`."""
+    from .errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist; {fix}")
+    text = path.read_text()
+    if not text.strip():
+        raise UserError(f"{what} {path} is empty; {fix}")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise UserError(f"{what} {path} is not valid JSON ({e}); {fix}") from e
+
+
+def load_yaml(path: str | os.PathLike, *, what: str = "file", fix: str = "fix the file") -> Any:
+    """``yaml.safe_load`` that turns a missing or broken file into one :class:`pai.errors.UserError`
+    naming the line."""
+    import yaml
+
+    from .errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist; {fix}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or _short(e)
+        raise UserError(f"{what} {path} is not valid YAML{where} ({problem}); {fix}") from e

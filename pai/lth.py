@@ -34,7 +34,7 @@ import torch
 
 from .config import TrainConfig
 from .data import load_for
-from .io import save_json, save_torch
+from .io import load_torch, save_json, save_torch
 from .masks import (Mask, density, kept_layer_densities, ones_mask, prunable_parameters, save_mask, topk_global,
                     topk_layer)
 from .models import initial_model
@@ -172,7 +172,7 @@ class _Rewind:
         if k == 0:
             self.state = {n: v.detach().to("cpu", copy=True) for n, v in template.state_dict().items()}
         elif files is not None and files.rewind.is_file():
-            saved = torch.load(files.rewind, map_location="cpu", weights_only=True)
+            saved = load_torch(files.rewind, what="rewind weights", fix=f"delete it (or {files.path}) to redo the run")
             if saved["rewind_iteration"] != k:
                 raise ValueError(f"{files.rewind} holds theta_{saved['rewind_iteration']}, not "
                                  f"theta_{k}; use another run_dir or delete it")

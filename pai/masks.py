@@ -18,7 +18,7 @@ from typing import Dict, Iterable, Mapping
 import torch
 from torch import nn
 
-from .io import save_torch
+from .io import load_torch, save_torch
 
 Mask = Dict[str, torch.Tensor]
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
@@ -191,18 +191,33 @@ def save_mask(mask: Mapping[str, torch.Tensor], path: str | os.PathLike, meta: d
     return save_torch(payload, path)
 
 
+MASK_FIX = "write it again with `python -m pai prune ... --out FILE` (or pai.masks.save_mask)"
+
+
+def _load_payload(path: str | os.PathLike) -> dict:
+    """The payload of a mask file: ``{"mask": {name: tensor}, "meta": ...}`` or a bare ``{name: tensor}``;
+    a missing, empty, truncated or foreign file is a :class:`pai.errors.UserError` naming it."""
+    from .errors import UserError
+
+    payload = load_torch(path, what="mask file", fix=MASK_FIX)
+    mask = payload.get("mask") if isinstance(payload, dict) and "mask" in payload else payload
+    if (not isinstance(mask, dict) or not mask
+            or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in mask.items())):
+        raise UserError(f"mask file {path} holds no mask (a mapping of weight names to tensors); {MASK_FIX}")
+    return payload if isinstance(payload, dict) and "mask" in payload else {"mask": mask, "meta": {}}
+
+
 def load_mask(path: str | os.PathLike, model: nn.Module | None = None) -> Mask:
     """Read a mask written by ``save_mask``; with ``model`` given, check that it fits."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    mask = payload["mask"] if isinstance(payload, dict) and "mask" in payload else payload
-    mask = {k: v.to(torch.bool) for k, v in mask.items()}
+    mask = {k: v.to(torch.bool) for k, v in _load_payload(path)["mask"].items()}
     if model is not None:
         check_mask(model, mask)
     return mask
 
 
 def load_mask_meta(path: str | os.PathLike) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+    meta = _load_payload(path).get("meta", {})
+    return meta if isinstance(meta, dict) else {}
 
 
 # ---- adapters into plain PyTorch ------------------------------------------------------------

@@ -4,19 +4,36 @@ The ``.py`` source is what lives in git and what DVC depends on; the executed ``
 Parameters come from a YAML file (every top-level key becomes a variable injected after the cell tagged
 ``parameters``) and ``-p key=value`` overrides.  The kernel is named explicitly (papermill would
 otherwise trust the notebook's metadata, which breaks across machines): ``pai`` when that kernel is
-installed (``make setup`` registers it inside .venv), else ``python3``.  The executed notebook is
-written atomically, so an interrupted stage never leaves a half-written one.
+installed (``make setup`` registers it inside .venv), else ``python3``.
+
+Before the kernel starts, the parameters are checked against the notebook's parameters cell
+(:func:`parameter_schema`, :func:`pai.params.check_params`): an unknown key, a value of the wrong type
+or, for a stage's parameter file, a missing key is one line and exit 2.  The kernel gets
+``OMP_WAIT_POLICY=PASSIVE`` (:func:`pai.threads.passive_wait`) unless the environment says otherwise.
+
+Nothing is left half-written.  The executed notebook is written atomically.  The figures (the
+notebook's ``fig_dir``) are written into a staging folder next to it (``.<fig_dir>.<host>.<pid>.staging
+.tmp``, the value the executed notebook shows for ``fig_dir``) and swapped in only when the notebook
+succeeds; a failed or killed run leaves the previous figures as they were, and the next start removes
+its staging folder (and puts the previous figures back if a kill fell between the two renames of the
+swap).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import yaml
+
+from .errors import Parser, UserError, check_output, cli
+from .io import clean_stale_temps, is_stale_temp, load_yaml, temp_prefix
+from .params import check_params
+from .threads import passive_wait
 
 
 def default_kernel() -> str:
@@ -31,51 +48,134 @@ def default_kernel() -> str:
     return "python3"
 
 
+def parameter_schema(src: str | os.PathLike) -> Dict[str, Any]:
+    """``{name: default}`` of the notebook's cell tagged ``parameters`` (literal assignments; a default
+    that is not a literal is ``None``: any value)."""
+    import jupytext
+
+    nb = jupytext.read(src)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        return {}
+    schema: Dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                schema[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                schema[node.targets[0].id] = None
+    return schema
+
+
 def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dict[str, Any] | None = None,
                  *, kernel: str | None = None, cwd: str | os.PathLike | None = None, log_output: bool = True,
-                 timeout: int | None = None) -> Path:
+                 timeout: int | None = None, complete: bool = False) -> Path:
+    """Execute ``src`` into ``out`` with ``parameters`` (checked first; ``complete``: they are a stage's
+    whole parameter set, so a missing key is an error too); figures are swapped in on success."""
     import jupytext
     import nbformat
     import papermill as pm
 
     src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise UserError(f"notebook {src} does not exist")
+    schema = parameter_schema(src)
+    params = check_params(dict(parameters or {}), schema, complete=complete, where=f"parameters of {src.name}")
+    base = Path(cwd or Path.cwd())
+    fig_dir = params.get("fig_dir", schema.get("fig_dir"))
+    final = None if fig_dir is None else base / fig_dir
+    staging = None if final is None else final.with_name(temp_prefix(final.name) + "staging.tmp")
+    if final is not None:
+        recover_figures(final)
+        params["fig_dir"] = str(Path(fig_dir).with_name(staging.name))
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"name": kernel or default_kernel(), "display_name": "Python (pai)",
                                  "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        nb_in, nb_out = Path(tmp) / "in.ipynb", Path(tmp) / out.name
+    clean_stale_temps(out.parent)  # run folders a killed earlier run left
+    work = out.parent / (temp_prefix(out.name) + "run.tmp")
+    passive_wait()  # the kernel inherits this environment
+    try:
+        work.mkdir()
+        if staging is not None:
+            staging.mkdir(parents=True)
+        nb_in, nb_out = work / "in.ipynb", work / out.name
         nbformat.write(nb, nb_in)
         try:
-            pm.execute_notebook(str(nb_in), str(nb_out), parameters=dict(parameters or {}),
-                                kernel_name=kernel or default_kernel(), log_output=log_output,
-                                progress_bar=False, cwd=str(cwd or Path.cwd()), execution_timeout=timeout)
+            pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, kernel_name=kernel or default_kernel(),
+                                log_output=log_output, progress_bar=False, cwd=str(base), execution_timeout=timeout)
         finally:
             if nb_out.exists():  # a failed run still leaves its notebook (with the error) to inspect
                 os.replace(nb_out, out)
+        if staging is not None:
+            swap_in(staging, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)  # failed: the previous figures stay
     return out
+
+
+def swap_in(staging: Path, final: Path) -> None:
+    """Replace folder ``final`` by ``staging`` with two renames (the old folder is removed last)."""
+    old = final.with_name(temp_prefix(final.name) + "old.tmp")
+    if final.exists():
+        os.rename(final, old)
+    os.rename(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_figures(final: Path) -> None:
+    """Undo what a killed run left next to ``final``: a previous folder moved aside but not yet replaced
+    is put back; stale staging folders are removed."""
+    if final.parent.is_dir():
+        for p in final.parent.glob(f".{final.name}.*.old.tmp"):
+            if is_stale_temp(p):
+                if not final.exists():
+                    os.rename(p, final)
+                else:
+                    shutil.rmtree(p, ignore_errors=True)
+        clean_stale_temps(final.parent, name=final.name)
 
 
 def load_params(path: str | os.PathLike | None, overrides: list[str] = ()) -> Dict[str, Any]:
     params: Dict[str, Any] = {}
     if path:
-        with open(path) as f:
-            params.update(yaml.safe_load(f) or {})
+        loaded = load_yaml(path, what="params file")
+        if loaded is not None and not isinstance(loaded, dict):
+            raise UserError(f"params file {path} must hold a mapping of parameter names to values, "
+                            f"got {type(loaded).__name__}")
+        params.update(loaded or {})
     for item in overrides:
-        key, _, value = item.partition("=")
-        params[key] = yaml.safe_load(value)
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"-p expects KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise UserError(f"-p {item}: the value is not valid YAML ({getattr(e, 'problem', e)})") from None
     return params
 
 
+@cli("python -m pai.notebook")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pai.notebook", description=__doc__.splitlines()[0])
+    ap: argparse.ArgumentParser = Parser(prog="python -m pai.notebook", description=__doc__.splitlines()[0])
     ap.add_argument("src")
     ap.add_argument("out")
-    ap.add_argument("--params", default=None)
+    ap.add_argument("--params", default=None, help="the stage's YAML parameter file (every key checked)")
     ap.add_argument("-p", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--kernel", default=None)
     args = ap.parse_args(argv)
-    run_notebook(args.src, args.out, load_params(args.params, args.p), kernel=args.kernel)
+    check_output(args.out, what="executed notebook")
+    params = load_params(args.params, args.p)
+    try:
+        run_notebook(args.src, args.out, params, kernel=args.kernel, complete=args.params is not None)
+    except Exception as e:
+        if type(e).__name__ != "PapermillExecutionError":
+            raise
+        print(f"python -m pai.notebook: error: {args.src} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
+              f"previous figures kept; the executed notebook with the traceback: {args.out}", file=sys.stderr)
+        return 1
     return 0
 
 

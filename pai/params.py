@@ -146,3 +146,78 @@ class StageParams:
 def stage_params(namespace: Dict[str, Any]) -> StageParams:
     keys = set(TRAIN_KEYS) | {"dataset", "models", "model", "seeds", "densities"}
     return StageParams({k: namespace[k] for k in keys if k in namespace})
+
+
+# ----------------------------------------------------------------------------- validation
+
+LOCATION_KEYS = ("out_dir", "fig_dir")  # where a stage writes: pai.notebook and the tests set them
+
+
+def check_params(params: Mapping[str, Any], schema: Mapping[str, Any], *, complete: bool = False,
+                 where: str = "params") -> Dict[str, Any]:
+    """``params`` checked against a notebook's ``schema`` (its parameters cell: ``{name: default}``), with
+    numbers given as strings (YAML 1.1 reads ``5e-4`` as one) made floats; a ``UserError`` otherwise.
+
+    - a key that is neither in the schema nor a ``TrainConfig`` field the params helpers read
+      (:data:`TRAIN_KEYS`) is an error naming the closest valid key (``epoch`` -> ``epochs``);
+    - a value must have its default's type: a bool is ``true``/``false`` only (``"no"`` is an error), an
+      int is no float, a float may be an int, a list's items have the type of the default's items; a
+      ``None`` default takes anything, and ``None`` is always accepted ("not used");
+    - a ``TrainConfig`` field may be a ``{model: value}`` mapping (:func:`train_options`);
+    - with ``complete`` (a stage's whole parameter file), every key whose default is not ``None`` must be
+      given, but the output locations :data:`LOCATION_KEYS`.
+    """
+    import difflib
+
+    from .errors import UserError
+
+    defaults = {k: getattr(TrainConfig(), k) for k in TRAIN_KEYS}
+    defaults.update(schema)
+    unknown = [k for k in params if k not in defaults]
+    if unknown:
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, list(defaults), n=1))
+                 else repr(k) for k in unknown]
+        raise UserError(f"{where}: unknown parameter{'s' * (len(unknown) > 1)} {', '.join(hints)}; valid: "
+                        f"{', '.join(sorted(defaults))}")
+    out = {k: _checked(k, v, defaults[k], k in TRAIN_KEYS, where) for k, v in params.items()}
+    if complete:
+        missing = [k for k, d in schema.items() if d is not None and k not in params and k not in LOCATION_KEYS]
+        if missing:
+            raise UserError(f"{where}: missing parameter{'s' * (len(missing) > 1)} {', '.join(missing)} (the "
+                            f"notebook's defaults would be used silently); add {'them' if len(missing) > 1 else 'it'} "
+                            f"to the file")
+    return out
+
+
+def _checked(key: str, value: Any, default: Any, per_model: bool, where: str) -> Any:
+    from .errors import UserError
+
+    if value is None or default is None:
+        return value
+    if per_model and isinstance(value, dict) and not isinstance(default, dict):
+        return {m: _checked(f"{key}[{m}]", v, default, False, where) for m, v in value.items()}
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        expected = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif isinstance(default, float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        expected = "a number"
+        value = float(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: {key} must be a list, got {value!r}")
+        item = default[0] if default and all(type(d) is type(default[0]) for d in default) else None
+        return [_checked(f"{key}[{i}]", v, item, False, where) for i, v in enumerate(value)]
+    else:
+        ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise UserError(f"{where}: {key} must be {expected} (like its default {default!r}), got {value!r}")
+    return value

@@ -12,6 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .errors import UserError, cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,7 +33,7 @@ def current(root: Path = ROOT) -> str | None:
 def use(name: str, root: Path = ROOT) -> list[Path]:
     src = root / "params" / "profiles" / name
     if not src.is_dir():
-        raise ValueError(f"unknown profile {name!r}; valid: {', '.join(profiles(root))}")
+        raise UserError(f"unknown profile {name!r}; valid: {', '.join(profiles(root))}")
     written = []
     for f in sorted(src.glob("*.yaml")):
         dst = root / "params" / f.name
@@ -41,14 +43,17 @@ def use(name: str, root: Path = ROOT) -> list[Path]:
     return written
 
 
+@cli("python -m pai.profiles")
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] != "use" or argv[:1] == ["use"] and len(argv) != 2:
+        raise UserError(f"usage: python -m pai.profiles use {{{','.join(profiles())}}}; got {' '.join(argv)!r}")
     if len(argv) == 2 and argv[0] == "use":
         changed = use(argv[1])
         print(f"profile {argv[1]}: " + (", ".join(str(p.relative_to(ROOT)) for p in changed) or "already active"))
         return 0
     print(f"usage: python -m pai.profiles use {{{','.join(profiles())}}}   (current: {current()})")
-    return 0 if not argv else 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the notebooks' readers all reach its files through this class, so a file name is
       checkpoint.pt    the trainer's state after every epoch   (pai.checkpoint)
       final.pt         the trained state_dict
       result.json      the trainer's result: "training finished"
+      diverged.json    the trainer's note that the loss became non-finite (epoch, reason); never "finished"
       dst_state.pt     DST state at the last two epoch ends    (pai.dst.train_dst)
       dst.json         DST record (trajectory, ITOP rate, moving distance)
       metrics.json     graph/path metrics of the mask at initialisation
@@ -73,6 +74,10 @@ class RunDir:
     @property
     def result(self) -> Path:
         return self.path / "result.json"
+
+    @property
+    def diverged(self) -> Path:
+        return self.path / "diverged.json"
 
     # ---- dynamic sparse training (pai.dst.train_dst)
     @property

@@ -18,11 +18,11 @@ So an interrupted sweep, or a DVC stage started again, redoes only what had not 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
-import json
-import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -33,7 +33,9 @@ from . import masks as M
 from . import pruners
 from .data import load_for
 from .executors import get_executor
-from .io import save_json, save_torch
+from .errors import EXIT_DIVERGED, Parser, TrainingDiverged, UserError, check_output, cli, message_of
+from .faults import fault_point
+from .io import clean_stale_temps, load_json, load_torch, save_json, save_torch
 from .metrics import run_metrics
 from .models import initial_model
 from .regimes import Start, get_regime
@@ -51,8 +53,11 @@ def is_done(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike) -> bool:
 
 
 def load_result(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike) -> Dict[str, Any]:
-    with open(run_dir(spec, root).record) as f:
-        return json.load(f)
+    return _load_record(run_dir(spec, root))
+
+
+def _load_record(rd: RunDir) -> Dict[str, Any]:
+    return load_json(rd.record, what="run record", fix=f"delete {rd.path} to redo the run")
 
 
 def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
@@ -60,28 +65,59 @@ def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
     """Prune, train and measure one spec in ``root/run_id(spec)``; return its record (``run.json``).
 
     A spec given as a mapping keeps the id of that mapping (a hand-written partial spec is not
-    completed with defaults before hashing), so directories made from mappings stay reachable."""
+    completed with defaults before hashing), so directories made from mappings stay reachable.
+    Two writers of one run directory (two sweeps sharing runs) take turns: the second waits for the
+    first and reuses its result.  A run whose training diverges returns a record with ``status``
+    ``"diverged"`` and its epoch, and writes no ``run.json``: it is never a cache hit, and a rerun
+    retries it from its last finite checkpoint (on the CPU it diverges again, at the cost of one epoch)."""
     record_spec = as_dict(spec)
     rd = run_dir(record_spec, root)
     if rd.is_done():
-        with open(rd.record) as f:
-            return json.load(f)
+        return _load_record(rd)
     spec = RunSpec.coerce(spec)
     rd.path.mkdir(parents=True, exist_ok=True)
-    save_json(record_spec, rd.spec)
-    data = dataset_of(spec.train)
-    model = initial_model(spec.train.model, data.shape, spec.train.seed)
-    mask, init_state, prune_seconds = prune_step(spec.prune, model, data, rd, meta={"spec": record_spec})
-    start = Start(spec, rd, data, copy.deepcopy(model), mask, init_state, progress)
-    trained = get_regime(spec.regime)(start, **spec.regime_options)
-    metrics = {}
-    if trained.mask is not None and spec.metrics:
-        metrics = run_metrics(model, trained.mask, init_state)
-        save_json(metrics, rd.metrics)
-    out = {"run_id": rd.path.name, "spec": record_spec, "prune_seconds": prune_seconds,
-           "density": _density(trained.mask), "metrics": metrics, "train": trained.result, **trained.record}
-    save_json(out, rd.record)  # written last: its presence marks the run finished
-    return out
+    with _locked(rd):
+        if rd.is_done():  # another writer finished it while this one waited
+            return _load_record(rd)
+        clean_stale_temps(rd.path, recursive=True)  # what a kill -9 of an earlier attempt left
+        save_json(record_spec, rd.spec)
+        data = dataset_of(spec.train)
+        model = initial_model(spec.train.model, data.shape, spec.train.seed)
+        mask, init_state, prune_seconds = prune_step(spec.prune, model, data, rd, meta={"spec": record_spec})
+        fault_point("pruned")
+        start = Start(spec, rd, data, copy.deepcopy(model), mask, init_state, progress)
+        try:
+            trained = get_regime(spec.regime)(start, **spec.regime_options)
+        except TrainingDiverged as e:
+            return {"run_id": rd.path.name, "spec": record_spec, "status": "diverged", "prune_seconds": prune_seconds,
+                    "density": _density(mask), "metrics": {}, "train": None,
+                    "diverged": {"epoch": e.epoch, "reason": e.reason}}
+        metrics = {}
+        if trained.mask is not None and spec.metrics:
+            metrics = run_metrics(model, trained.mask, init_state)
+            save_json(metrics, rd.metrics)
+        out = {"run_id": rd.path.name, "spec": record_spec, "status": "finished", "prune_seconds": prune_seconds,
+               "density": _density(trained.mask), "metrics": metrics, "train": trained.result, **trained.record}
+        save_json(out, rd.record)  # written last: its presence marks the run finished
+        fault_point("run_done")
+        return _load_record(rd)  # what a cache hit returns, so a fresh run and a reused one agree
+
+
+@contextlib.contextmanager
+def _locked(rd: RunDir):
+    """An exclusive ``flock`` on the run directory for the block (released by the kernel if the process
+    dies); where the filesystem has no locks (some network mounts) the block runs unlocked."""
+    import fcntl
+
+    fd = os.open(rd.path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def prune_step(prune: PruneSpec, model: torch.nn.Module, data, rd: RunDir,
@@ -92,9 +128,9 @@ def prune_step(prune: PruneSpec, model: torch.nn.Module, data, rd: RunDir,
     if prune.method == "dense":
         return None, None, 0.0  # (the lth regime makes its own mask)
     if rd.mask.exists():  # resumed: pruning finished before the interruption
-        init_state = (torch.load(rd.init_state, map_location="cpu", weights_only=True)
+        init_state = (load_torch(rd.init_state, what="initial weights", fix=f"delete {rd.path} to redo the run")
                       if rd.init_state.exists() else None)
-        return M.load_mask(rd.mask, model), init_state, M.load_mask_meta(rd.mask).get("prune_seconds", math.nan)
+        return M.load_mask(rd.mask, model), init_state, M.load_mask_meta(rd.mask).get("prune_seconds")
     t0 = time.perf_counter()
     wants_state = getattr(pruners.get(prune.method), "returns_state", False)
     out = pruners.prune(model, prune.method, prune.density, seed=prune.seed, data=data, **prune.options,
@@ -127,33 +163,82 @@ def dataset_of(cfg) -> Any:
 
 def sweep(specs: Iterable[RunSpec | Mapping[str, Any]], root: str | os.PathLike, *, executor: str = "local",
           workers: int = 1, progress: bool | None = None, **executor_options) -> List[Dict[str, Any]]:
-    """Run every spec (skipping finished ones) and return their records in the order given."""
+    """Run every spec (skipping finished ones) and return their records in the order given; diverged
+    runs come back with ``status: "diverged"`` and are listed on stderr."""
     specs = list(specs)
     ids = [run_id(s) for s in specs]
     if len(set(ids)) != len(ids):
         raise ValueError("sweep got the same spec twice")
     Path(root).mkdir(parents=True, exist_ok=True)
     run = functools.partial(run_one, root=str(root), progress=False)
-    return get_executor(executor)(run, specs, workers=workers, progress=progress, desc="runs", **executor_options)
+    results = get_executor(executor)(run, specs, workers=workers, progress=progress, desc="runs", **executor_options)
+    diverged = [r for r in results if r.get("status") == "diverged"]
+    if diverged:
+        listed = "; ".join(f"{r['run_id']} ({r['spec']['train']['model']} {r['spec']['prune']['method']} "
+                           f"{r['spec']['prune']['density']:g}, epoch {r['diverged']['epoch']})" for r in diverged[:5])
+        more = f"; and {len(diverged) - 5} more" if len(diverged) > 5 else ""
+        print(f"pai.runs: {len(diverged)} of {len(results)} runs diverged (non-finite loss; tables mark them "
+              f"'diverged'): {listed}{more}", file=sys.stderr, flush=True)
+    return results
 
 
+def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec") -> RunSpec:
+    """``spec`` as a :class:`RunSpec` with every name, value and pruner option checked, so a sweep refuses
+    a bad spec before any run starts; a :class:`pai.errors.UserError` names ``where`` and the problem."""
+    from .data import shape
+    from .masks import validate_density
+    from .models import MODELS, parse_name
+
+    try:
+        if not isinstance(spec, (RunSpec, Mapping)):
+            raise ValueError(f"a spec is a mapping with 'train' and 'prune', got {type(spec).__name__}")
+        if isinstance(spec, Mapping) and not {"train", "prune"} <= set(spec):
+            raise ValueError(f"a spec needs 'train' and 'prune' entries, got keys {sorted(spec)}")
+        s = RunSpec.coerce(spec)
+        MODELS.get(parse_name(s.train.model)[0])
+        shape(s.train.dataset)
+        if s.prune.method != "dense":
+            pruners.get(s.prune.method)
+            validate_density(s.prune.density)
+        pruners.check_options(s.prune.method, s.prune.options)
+    except TypeError as e:  # PruneSpec(**{...}) with an unknown key
+        raise UserError(f"{where}: {message_of(e).replace('PruneSpec.__init__()', 'prune')}") from None
+    except (ValueError, KeyError) as e:
+        raise UserError(f"{where}: {message_of(e)}") from None
+    return s
+
+
+@cli("python -m pai sweep")
 def main(argv=None) -> int:
-    """``python -m pai sweep SPECS.json --root DIR [--executor local|ray] [--workers N]``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m pai sweep", description=main.__doc__)
-    ap.add_argument("specs", help="JSON file holding a list of specs")
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--executor", default="local")
+    """``python -m pai sweep SPECS.json --root DIR [--executor local|ray] [--workers N]``: every spec is
+    checked before the first run; exit 2 on bad input, 3 when a run diverged."""
+    ap = Parser(prog="python -m pai sweep", description=main.__doc__)
+    ap.add_argument("specs", help="JSON file holding a list of specs ({'train': {...}, 'prune': {...}})")
+    ap.add_argument("--root", required=True, help="folder of run directories (created if missing)")
+    ap.add_argument("--executor", default="local", help="local or ray")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--address", default=None, help="Ray cluster address (executor=ray)")
     args = ap.parse_args(argv)
-    with open(args.specs) as f:
-        specs = json.load(f)
+    specs = load_json(args.specs, what="specs file", fix="give a JSON list of specs")
+    if not isinstance(specs, list) or not specs:
+        raise UserError(f"specs file {args.specs} must hold a non-empty JSON list of specs, "
+                        f"got {type(specs).__name__ if specs else 'nothing'}")
+    for i, s in enumerate(specs):
+        check_spec(s, f"{args.specs}: spec {i}")
+    ids = [run_id(s) for s in specs]
+    dup = next((i for i, r in enumerate(ids) if r in ids[:i]), None)
+    if dup is not None:
+        raise UserError(f"{args.specs}: spec {dup} is the same run as spec {ids.index(ids[dup])}; list each once")
+    get_executor(args.executor)
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    check_output(args.root, kind="dir", what="--root")
+    reused = [is_done(s, args.root) for s in specs]
     opts = {"address": args.address} if args.executor == "ray" else {}
     results = sweep(specs, args.root, executor=args.executor, workers=args.workers, **opts)
-    for r in results:
+    for r, was_done in zip(results, reused):
         row = flatten_result(r)
-        print(f"{row['run_id']} {row['model']:14s} {row['method']:12s} d={row['density']:.4f} "
-              f"acc={row['final_test_acc']:.4f}")
-    return 0
+        acc = "acc=-" if row["final_test_acc"] is None else f"acc={row['final_test_acc']:.4f}"
+        status = "reused" if was_done else row["status"]
+        print(f"{row['run_id']} {row['model']:14s} {row['method']:12s} d={row['density']:.4f} {acc} {status}")
+    return EXIT_DIVERGED if any(r.get("status") == "diverged" for r in results) else 0

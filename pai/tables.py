@@ -1,7 +1,8 @@
 """Results tables: one row per finished run (``results.csv``) and the per-run DVC metrics (``metrics.json``).
 
 A row flattens a run's record (``run.json``, :func:`pai.runs.run_one`): the spec's key fields, the
-accuracies, the mask's summary metrics, the prune options as ``opt_<name>``, and per regime its own
+accuracies, ``status`` (``finished``, or ``diverged`` with ``diverged_epoch``: its accuracies are empty),
+the mask's summary metrics, the prune options as ``opt_<name>``, and per regime its own
 columns (``dst``: the ITOP rate and moving distances, ``method`` = ``itop`` with the pruner as
 ``generator``; ``lth``: ``method`` = ``lth``).
 """
@@ -24,15 +25,25 @@ def regime_of(spec: Dict[str, Any]) -> str:
     return (spec.get("regime") or {"kind": "static"})["kind"]
 
 
+def completed(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A spec's JSON form with every default filled in (a hand-written spec may leave fields out; its run
+    id is that of the mapping as given, :func:`pai.spec.run_id`)."""
+    from .spec import RunSpec
+
+    return RunSpec.from_dict(spec).to_dict()
+
+
 def flatten_result(result: Dict[str, Any]) -> Dict[str, Any]:
     """One table row: spec fields, prune fields, summary metrics and accuracies."""
-    spec, tr = result["spec"], result["train"]
+    spec, tr = completed(result["spec"]), result.get("train") or {}  # a diverged run has no training result
+    status = result.get("status", "finished")  # records written before statuses existed are finished runs
     row = {"run_id": result["run_id"], "model": spec["train"]["model"], "dataset": spec["train"]["dataset"],
            "method": spec["prune"]["method"], "target_density": spec["prune"]["density"],
            "prune_seed": spec["prune"]["seed"], "seed": spec["train"]["seed"], "density": result["density"],
-           "epochs": spec["train"]["epochs"], "best_test_acc": tr["best_test_acc"],
-           "final_test_acc": tr["final_test_acc"], "wall_time_s": tr["wall_time_s"],
-           "prune_seconds": result["prune_seconds"]}
+           "epochs": spec["train"]["epochs"], "best_test_acc": tr.get("best_test_acc"),
+           "final_test_acc": tr.get("final_test_acc"), "wall_time_s": tr.get("wall_time_s"),
+           "prune_seconds": result.get("prune_seconds"), "status": status,
+           "diverged_epoch": (result.get("diverged") or {}).get("epoch")}
     for k, v in (result.get("metrics") or {}).items():
         if isinstance(v, (int, float)) or v is None:
             row[k] = v
@@ -67,6 +78,8 @@ def write_tables(results: List[Dict[str, Any]], out_dir: str | os.PathLike,
             key = f"{key}/{row['run_id']}"
         metrics[key] = {k: row[k] for k in METRIC_KEYS
                         if isinstance(row.get(k), (int, float)) and math.isfinite(row[k])}  # NaN is not JSON
+        if row["status"] != "finished":  # a number DVC can show and diff: the epoch the loss blew up
+            metrics[key]["diverged_epoch"] = row["diverged_epoch"]
     save_json(metrics, out_dir / "metrics.json")
     return table
 

@@ -47,6 +47,9 @@ from . import checkpoint as ckpt
 from .checkpoint import TrainResult
 from .config import SCHEDULES, TrainConfig  # noqa: F401  (public API of pai.train)
 from .data import augment, iterate_batches, load_for
+from .errors import Parser, UserError, check_distinct, check_output, cli
+from .faults import fault_point
+from .io import clean_stale_temps
 from .masks import Mask, check_mask, load_mask, prunable_parameters
 from .models import initial_model
 from .rundir import RunDir
@@ -118,6 +121,9 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
     cfg = TrainConfig.coerce(config)
     device = cfg.torch_device()
     run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:  # an unwritable directory is found now, not after the first epoch
+        check_output(run_dir, kind="dir", what="run directory")
+        clean_stale_temps(run_dir)
     fp = ckpt.fingerprint(mask=mask, init_state=init_state,
                           model_state=None if model is None else model.state_dict())
     done = ckpt.load_result(run_dir)
@@ -146,6 +152,7 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
     found = ckpt.load_checkpoint(run_dir)
     if found is not None:
         ckpt.check_same_run(RunDir(run_dir).checkpoint, found["config"], found["fingerprint"], cfg.to_dict(), fp)
+        print(f"pai.train: resumed {run_dir} from epoch {found['epoch']} of {cfg.epochs}", file=sys.stderr)
         model.load_state_dict(found["model"])
         opt.load_state_dict(found["optimizer"])
         state.history, state.epoch, state.step = list(found["history"]), found["epoch"], found["step"]
@@ -165,11 +172,15 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
                             test_acc="-" if tested is None else f"{tested:.4f}")
             for cb in callbacks:
                 cb("epoch_end", state)
+            if ckpt.non_finite(state.history[-1]):  # diverged: stop, keep the last finite checkpoint
+                raise ckpt.diverged(run_dir, state.epoch, ckpt.non_finite(state.history[-1]), cfg.to_dict(), fp,
+                                    state.history)
             if run_dir is not None:
                 ckpt.save_checkpoint(run_dir, {
                     "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": state.epoch,
                     "step": state.step, "history": state.history, "mask": state.mask, "config": cfg.to_dict(),
                     "fingerprint": fp, "rng": ckpt.rng_state()})
+                fault_point("epoch_end")
     finally:
         bar.close()
     meta = {"fingerprint": fp, "num_classes": data.num_classes, "in_channels": data.in_channels,
@@ -279,14 +290,22 @@ def _sgd(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pai train", description="Train one run; writes OUT/result.json.",
-                                argument_default=argparse.SUPPRESS)
+    from .data import dataset_names
+    from .models import model_names
+
+    p = Parser(prog="python -m pai train", description="Train one run; writes OUT/result.json. Bad input exits "
+               "with 2 before any work, a diverged run with 3; --debug shows tracebacks.",
+               argument_default=argparse.SUPPRESS)
     p.add_argument("--config", help="YAML/JSON file of TrainConfig keys (flags override it)")
-    p.add_argument("--mask", help="mask file written by pai.masks.save_mask")
-    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, final.pt, result.json)")
+    p.add_argument("--mask", help="mask file written by pai.masks.save_mask (python -m pai prune)")
+    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, final.pt, result.json); a rerun "
+                   "resumes an interrupted run and reuses a finished one")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm bar (default: if a terminal)")
+    names = {"model": f"one of {', '.join(model_names())} (a -w<factor> suffix scales the width)",
+             "dataset": f"one of {', '.join(dataset_names())}", "schedule": f"one of {', '.join(SCHEDULES)}"}
     for f in dataclasses.fields(TrainConfig):
         flag, help_ = f"--{f.name.replace('_', '-')}", f"(default {f.default})"
+        help_ = f"{names[f.name]} {help_}" if f.name in names else help_
         if f.name == "milestones":
             p.add_argument(flag, dest=f.name, type=float, nargs="*", help=help_)
         elif isinstance(f.default, bool):
@@ -301,20 +320,39 @@ def _opt_int(s: str) -> Optional[int]:
     return None if s.lower() in ("none", "null", "") else int(s)
 
 
+def _preflight(cfg: TrainConfig, out: Path, mask_path: Optional[str], config_path: Optional[str]) -> Optional[Mask]:
+    """Every check that needs no data and no training: names, device, the output directory, the mask
+    (readable, and fitting the model); a ``UserError`` names what is wrong."""
+    from .data import shape
+
+    cfg.torch_device()  # --device cuda without a GPU
+    model = initial_model(cfg.model, shape(cfg.dataset), cfg.seed)  # unknown names list the valid ones
+    check_distinct(out, [mask_path, config_path], what="--out")
+    check_output(out, kind="dir", what="--out")
+    if mask_path is None:
+        return None
+    mask = load_mask(mask_path)
+    try:
+        check_mask(model, mask)
+    except ValueError as e:
+        raise UserError(f"mask {mask_path} does not fit {cfg.model} on {cfg.dataset}: {e}") from None
+    return mask
+
+
+@cli("python -m pai train")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = vars(_parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
     out, mask_path, progress = Path(args.pop("out")), args.pop("mask", None), args.pop("progress", None)
-    try:
-        base = TrainConfig.from_file(args.pop("config")).to_dict() if "config" in args else {}
-        cfg = TrainConfig.from_dict({**base, **args})
-        r = train(cfg, mask=load_mask(mask_path) if mask_path else None, run_dir=out, progress=progress)
-    except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one line, not a traceback
-        print(f"python -m pai train: error: {e}", file=sys.stderr)
-        return 2
+    config_path = args.pop("config", None)
+    base = TrainConfig.from_file(config_path).to_dict() if config_path else {}
+    cfg = TrainConfig.from_dict({**base, **args})
+    mask = _preflight(cfg, out, mask_path, config_path)
+    finished = ckpt.load_result(out) is not None
+    r = train(cfg, mask=mask, run_dir=out, progress=progress)
     n = len(r.history)
+    how = "already finished, reused" if finished else f"{r.images_per_s:,.0f} img/s, {r.wall_time_s:.1f} s"
     print(f"{cfg.model} on {cfg.dataset}: final test acc {r.final_test_acc:.4f} (best {r.best_test_acc:.4f}) after "
-          f"{n} epoch{'s' * (n != 1)}, density {r.density:.4g}, {r.images_per_s:,.0f} img/s, {r.wall_time_s:.1f} s "
-          f"-> {RunDir(out).result}")
+          f"{n} epoch{'s' * (n != 1)}, density {r.density:.4g}, {how} -> {RunDir(out).result}")
     return 0
 
 

@@ -1,17 +1,25 @@
 """``python -m pai.claims [figures/CLAIMS.md] [--runs runs]``: write the scoreboard and its JSON."""
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+from ..errors import Parser, UserError, check_output, cli
 
 from .report import write
 
 
+@cli("python -m pai.claims")
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pai.claims", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m pai.claims", description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", default="figures/CLAIMS.md")
     ap.add_argument("--runs", default="runs", help="folder holding runs/<stage>/*.csv")
     args = ap.parse_args(argv)
+    if not Path(args.runs).is_dir():
+        raise UserError(f"--runs {args.runs} is not a folder; give the folder holding <stage>/results.csv "
+                        f"(run `dvc repro` first)")
+    check_output(args.out, what="output")
+    check_output(Path(args.out).with_suffix(".json"), what="output")
     results = write(args.out, args.runs)
     verdicts = [r.verdict for r in results]
     print(f"wrote {args.out} ({len(results)} rows: {verdicts.count('holds')} hold, "

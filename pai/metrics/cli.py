@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..data import dataset_names, shape as data_shape
+from ..errors import Parser, UserError, check_distinct, check_output, cli
+from ..io import load_torch
 from ..masks import check_mask, load_mask
 
 COLUMNS = [  # (row key, header, format)
@@ -30,9 +32,12 @@ COLUMNS = [  # (row key, header, format)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pai metrics", description=__doc__.split("\n")[0])
+    from ..models import model_names
+
+    p = Parser(prog="python -m pai metrics", description=__doc__.split("\n")[0] + " Bad input exits with 2; "
+               "--debug shows tracebacks.")
     p.add_argument("--mask", required=True, help="mask file written by pai (save_mask)")
-    p.add_argument("--model", required=True, help="registered model name, e.g. resnet20")
+    p.add_argument("--model", required=True, help=f"one of {', '.join(model_names())}")
     p.add_argument("--dataset", choices=dataset_names(), help="sets the three shape options below")
     p.add_argument("--in-channels", type=int)
     p.add_argument("--image-size", type=int)
@@ -54,18 +59,21 @@ def _shape(args) -> tuple:
     if given == (None, None, None):  # the project's default data set, as `python -m pai prune`
         return tuple(data_shape("fashion-mnist"))
     if None in given:
-        raise ValueError("give --dataset, or all of --in-channels, --image-size and --num-classes")
+        raise UserError("give --dataset, or all of --in-channels, --image-size and --num-classes")
     return given
 
 
 def _load_weights(model: torch.nn.Module, path: str) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch(path, what="weights file", fix="give a state dict saved with torch.save (e.g. a run's final.pt)")
     if isinstance(state, dict):
         for key in ("model", "state_dict"):
             if key in state and isinstance(state[key], dict):
                 state = state[key]
                 break
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise UserError(f"weights file {path} does not fit the model ({str(e).splitlines()[0][:160]})") from None
 
 
 def _cell(value, fmt: str) -> str:
@@ -85,26 +93,26 @@ def format_table(rows: List[Dict]) -> str:
     return "\n".join(lines)
 
 
+@cli("python -m pai metrics")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from ..models import initial_model
     from .summary import layer_metrics, network_metrics
 
-    try:
-        num_classes, in_channels, image_size = _shape(args)
-        model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
-        if args.weights:
-            _load_weights(model, args.weights)
-        mask = load_mask(args.mask)
-        check_mask(model, mask)
-        include = [s.strip() for s in args.include.split(",") if s.strip()]
-        rows = layer_metrics(model, mask, include=[i for i in include if i != "kernel"],
-                             expansion_samples=args.samples, seed=args.seed)
-        summary = network_metrics(model, mask, include=include, expansion_samples=args.samples,
-                                  seed=args.seed, rows=rows)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.json:  # checked first: writing it must not destroy an input, nor fail after the work
+        check_distinct(args.json, [args.mask, args.weights], what="--json")
+        check_output(args.json, what="--json")
+    num_classes, in_channels, image_size = _shape(args)
+    model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
+    if args.weights:
+        _load_weights(model, args.weights)
+    mask = load_mask(args.mask)
+    check_mask(model, mask)
+    include = [s.strip() for s in args.include.split(",") if s.strip()]
+    rows = layer_metrics(model, mask, include=[i for i in include if i != "kernel"],
+                         expansion_samples=args.samples, seed=args.seed)
+    summary = network_metrics(model, mask, include=include, expansion_samples=args.samples,
+                              seed=args.seed, rows=rows)
     source = f"weights {args.weights}" if args.weights else f"fresh init, seed {args.seed}"
     print(f"# {args.model} {in_channels}x{image_size}x{image_size} -> {num_classes}, mask {args.mask}, {source}")
     print(format_table(rows))

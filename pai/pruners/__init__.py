@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+from typing import Any, Mapping, Optional
 
 from torch import nn
 
@@ -130,3 +131,25 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     check_degenerate(model, mask, density, method, degenerate, getattr(fn, "degenerate_hint", None), options,
                      options.get("input_shape"), check_count=not (density_free and density_free(options)))
     return mask if extra is None else (mask, extra)
+
+
+def option_names(fn) -> Optional[list]:
+    """The options a pruner takes (its keyword-only parameters but ``seed`` and ``data``); None when it
+    takes any (``**options``)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("seed", "data")]
+
+
+def check_options(method: str, options: Mapping[str, Any]) -> None:
+    """``ValueError`` naming an option that pruner ``method`` does not take, with the valid ones, before
+    any pruning (``dense`` takes none)."""
+    valid = [] if method == "dense" else option_names(get(method))
+    if valid is None:
+        return
+    for key in options:
+        if key not in valid:
+            raise ValueError(f"method {method!r} has no option {key!r}; valid: {', '.join(valid) or '(none)'}")

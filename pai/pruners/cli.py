@@ -13,11 +13,11 @@ without writing anything.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from typing import Dict, List, Optional
 
+from ..errors import Parser, UserError, check_output, cli
 from ..masks import layer_table, num_kept, num_total, save_mask, validate_density
 
 DEFAULT_DATASET = "fashion-mnist"  # the project's default: its shape without --dataset
@@ -54,37 +54,37 @@ def parse_options(items: List[str]) -> Dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pai prune", description="Prune a model at initialisation "
-                                "and write its mask (density = fraction of weights kept).")
-    p.add_argument("--model", required=True, help="a pai.models name, e.g. lenet-300-100, resnet20, vgg16")
-    p.add_argument("--method", required=True, help="a pai.pruners name, e.g. random, snip, synflow")
+    from . import names
+    from ..data import dataset_names
+    from ..models import model_names
+
+    p = Parser(prog="python -m pai prune", description="Prune a model at initialisation and write its mask "
+               "(density = fraction of weights kept). Bad input exits with 2 before any work; --debug shows "
+               "tracebacks.")
+    p.add_argument("--model", required=True, help=f"one of {', '.join(model_names())}")
+    p.add_argument("--method", required=True, help=f"one of {', '.join(names())}")
     p.add_argument("--density", required=True, type=float, help="fraction of weights kept, in (0, 1]")
     p.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the pruner")
     p.add_argument("--out", required=True, help="mask file to write (torch.save, via pai.masks.save_mask)")
-    p.add_argument("--dataset", default=None, help="pai.data name; required by data-dependent methods")
+    p.add_argument("--dataset", default=None, help=f"one of {', '.join(dataset_names())}; required by "
+                   "data-dependent methods")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--in-channels", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a pruner option (repeatable), e.g. --option dtype=float64")
     p.add_argument("--quiet", action="store_true", help="do not print the per-layer table")
+    p.add_argument("--degenerate", choices=("raise", "warn", "ignore"), default="raise",
+                   help="a degenerate mask (empty layers, no input->output path, count far off target): an "
+                   "error (default), a warning, or nothing")
     return p
 
 
 def check_options(method: str, fn, options: Dict[str, object]) -> None:
-    """``ValueError`` naming an option that ``fn`` does not take, with the valid ones."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("seed", "data")]
-    for key in options:
-        if key not in valid:
-            raise ValueError(f"method {method!r} has no option {key!r}; valid: {', '.join(valid) or '(none)'}")
+    """``ValueError`` naming an option that ``fn`` (the pruner ``method``) does not take, with the valid ones."""
+    from . import check_options as check
 
-
-def _fail(message: str) -> int:
-    print(f"pai prune: error: {message}", file=sys.stderr)
-    return 2
+    check(method, options)
 
 
 def format_table(mask) -> str:
@@ -96,42 +96,34 @@ def format_table(mask) -> str:
     return "\n".join(rows)
 
 
+@cli("python -m pai prune")
 def main(argv: Optional[List[str]] = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:  # argparse already printed the message
-        return int(e.code or 0)
+    """Every check comes before any work: options, names, the output file, then the data, then pruning.
+    A degenerate mask (empty layers, no input->output path, far off the density) is an error unless
+    ``--degenerate warn`` or ``ignore`` (with ``pai.prune``'s checks)."""
+    args = build_parser().parse_args(argv)
     from . import get, prune
     from ..data import shape as data_shape
     from ..models import initial_model
 
-    try:
-        density = validate_density(args.density)
-        options = parse_options(args.option)
-        fn = get(args.method)
-        check_options(args.method, fn, options)
-    except (ValueError, KeyError) as e:
-        return _fail(e.args[0] if e.args else str(e))
+    density = validate_density(args.density)
+    options = parse_options(args.option)
+    fn = get(args.method)
+    check_options(args.method, fn, options)
     if getattr(fn, "needs_data", False) and args.dataset is None:
-        return _fail(f"method {args.method!r} is data-dependent: pass --dataset (e.g. --dataset fashion-mnist)")
-    data = None
-    shape = data_shape(DEFAULT_DATASET)
-    if args.dataset is not None:
-        from ..data import load_dataset
-
-        try:
-            data = load_dataset(args.dataset, seed=args.seed)
-        except (KeyError, ValueError, FileNotFoundError) as e:
-            return _fail(e.args[0] if e.args else str(e))
-        shape = data.shape
+        raise UserError(f"method {args.method!r} is data-dependent: pass --dataset (e.g. --dataset fashion-mnist)")
+    shape = data_shape(args.dataset or DEFAULT_DATASET)
     num_classes = args.num_classes or shape[0]
     in_channels = args.in_channels or shape[1]
     image_size = args.image_size or shape[2]
-    try:
-        model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
-        mask = prune(model, args.method, density, seed=args.seed, data=data, **options)
-    except (ValueError, KeyError) as e:
-        return _fail(e.args[0] if e.args else str(e))
+    model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
+    check_output(args.out, what="--out")
+    data = None
+    if getattr(fn, "needs_data", False):
+        from ..data import load_dataset
+
+        data = load_dataset(args.dataset, seed=args.seed)
+    mask = prune(model, args.method, density, seed=args.seed, data=data, degenerate=args.degenerate, **options)
     meta = {"model": args.model, "method": args.method, "density": density, "seed": args.seed,
             "options": {k: (v if isinstance(v, (bool, int, float, str, type(None))) else str(v))
                         for k, v in options.items()},

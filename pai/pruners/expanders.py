@@ -224,6 +224,10 @@ def _degrees(params, density: float, degree, allocation, dense_first: bool, dens
             raise ValueError("give either degree= (one degree for every layer) or allocation=, not both")
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
+        widths = [other_side(params[k]) for k in sparse]
+        if sparse and degree >= max(widths):
+            raise ValueError(f"degree {degree} is at least the width of every sparse layer, so the mask would be "
+                             f"dense (a degenerate mask): choose a degree below {max(widths)}")
         return {**out, **{k: int(degree) for k in sparse}}
     allocation = allocation or "uniform"
     if allocation not in SCHEMES:
