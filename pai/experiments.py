@@ -25,13 +25,14 @@ SpecLike = RunSpec | Mapping[str, Any]
 
 
 def setup_line(dataset: str, models: Sequence[str] | str, params: StageParams, seeds: Sequence[int]) -> str:
-    """The footer every figure carries: dataset, models with their epochs and subset, seeds."""
+    """The footer every figure carries: dataset, models with their epochs, subset and input size, seeds."""
     models = [models] if isinstance(models, str) else list(models)
     parts = []
     for m in models:
         opts = params.train(m)
-        sub = opts.get("train_subset")
-        parts.append(f"{m} ({opts.get('epochs')} epochs" + (f", {sub} training images" if sub else "") + ")")
+        sub, px = opts.get("train_subset"), opts.get("image_size")
+        parts.append(f"{m} ({opts.get('epochs')} epochs" + (f", {sub} training images" if sub else "")
+                     + (f", {px} px" if px else "") + ")")
     return f"{dataset}; {', '.join(parts)}; seeds {', '.join(map(str, seeds))}."
 
 

@@ -61,6 +61,12 @@ def flatten_result(result: Dict[str, Any]) -> Dict[str, Any]:
     return row
 
 
+def save_table(table, path: str | os.PathLike) -> Path:
+    """A DataFrame as CSV, written atomically (a stage's extra tables: ``runs/<stage>/tables/<name>.csv``,
+    which the claims scoreboard reads)."""
+    return atomic_write(Path(path), lambda tmp: table.to_csv(tmp, index=False))
+
+
 def write_tables(results: List[Dict[str, Any]], out_dir: str | os.PathLike,
                  name_fields: Sequence[str] = ("model", "method", "target_density", "seed")):
     """Write ``results.csv`` (one row per run) and ``metrics.json`` ({run name: row}, for ``dvc metrics``);

@@ -4,6 +4,7 @@ import gzip
 import pickle
 from pathlib import Path
 
+import datafiles
 import numpy as np
 import pytest
 import torch
@@ -119,17 +120,7 @@ def test_offline_switch_skips_download(monkeypatch):
 # ----------------------------------------------------------------------------- CIFAR pickles
 
 
-def write_cifar(d: Path, files, label_key: bytes, num_classes: int, n_per_file=4, seed=0):
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    out = {}
-    for f in files:
-        data = rng.integers(0, 256, (n_per_file, 3072)).astype(np.uint8)
-        labels = rng.integers(0, num_classes, n_per_file).tolist()
-        with open(d / f, "wb") as fh:
-            pickle.dump({b"batch_label": f.encode(), label_key: labels, b"data": data, b"filenames": []}, fh)
-        out[f] = (data, labels)
-    return out
+write_cifar = datafiles.write_cifar_batches
 
 
 @pytest.mark.parametrize("name,folder,train_files,test_file,key,k,meta", [

@@ -71,6 +71,23 @@ def test_stage_notebook_runs_and_writes_its_artifacts(stage, tmp_path):
             f = fig_dir / f"{entry['file']}.{ext}"
             assert f.exists() and f.stat().st_size > 1000, f
         assert entry["caption"]
+    assert list((run_dir / "tables").glob("*.csv")), "the stage saves its extra tables (a DVC out)"
+    check_claims_section(stage, nb, run_dir)
+
+
+def check_claims_section(stage, nb, run_dir):
+    """The notebook's last code cell prints this stage's claims, each with a computed verdict."""
+    from pai.claims import CLAIMS, report
+
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    printed = "".join(o.get("text", "") for o in last.get("outputs", []) if o.get("output_type") == "stream")
+    assert "Claims tested by this notebook" in printed, "the last cell prints the stage's claims"
+    results = report(stage, run_dir, show=False)
+    ids = {c.id for c in CLAIMS.values() if c.stage == stage}
+    assert ids and ids <= {r.id for r in results}
+    for r in results:
+        assert r.verdict in ("holds", "contradicted", "inconclusive") and r.reason
+        assert f"{r.verdict}" in printed
 
 
 def test_committed_notebooks_have_no_outputs():

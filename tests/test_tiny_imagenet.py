@@ -4,6 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
+import datafiles
 import numpy as np
 import pytest
 import torch
@@ -17,35 +18,7 @@ N_VAL = 200
 
 
 def write_tiny_imagenet(base: Path, seed: int = 0) -> Path:
-    """A 200-class ``tiny-imagenet-200/`` with 2 train images per class and 200 validation images, in
-    the archive's layout: wnids.txt unsorted, boxes files, words.txt, one greyscale JPEG per split."""
-    rng = np.random.default_rng(seed)
-    root = base / T.FOLDER
-    wnids = [f"n{int(v):08d}" for v in rng.choice(10**8, size=T.NUM_CLASSES, replace=False)]
-    (root / "val" / "images").mkdir(parents=True)
-    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (root / "words.txt").write_text("".join(f"{w}\tthing {i}\n" for i, w in enumerate(wnids)))
-
-    def image(grey=False):
-        if grey:
-            return Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8), mode="L")
-        return Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-
-    for k, w in enumerate(wnids):
-        d = root / "train" / w / "images"
-        d.mkdir(parents=True)
-        for i in range(N_TRAIN_PER_CLASS):
-            image(grey=(k == 5 and i == 1)).save(d / f"{w}_{i}.JPEG")
-        (root / "train" / w / f"{w}_boxes.txt").write_text(f"{w}_0.JPEG\t0\t0\t63\t63\n")
-    lines = []
-    for i in range(N_VAL):
-        w = wnids[int(rng.integers(T.NUM_CLASSES))]
-        image(grey=(i == 7)).save(root / "val" / "images" / f"val_{i}.JPEG")
-        lines.append(f"val_{i}.JPEG\t{w}\t1\t2\t60\t61")
-    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    (root / "test" / "images").mkdir(parents=True)
-    image().save(root / "test" / "images" / "test_0.JPEG")  # unlabelled: must be ignored
-    return root
+    return datafiles.write_tiny_imagenet(base, seed, train_per_class=N_TRAIN_PER_CLASS, n_val=N_VAL)
 
 
 @pytest.fixture
