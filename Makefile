@@ -41,7 +41,9 @@ test: setup data
 
 repro: setup data
 	@if [ -n "$(PROFILE)" ]; then $(BIN)/python -m pai.profiles use $(PROFILE); fi
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+	@start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro \
+	  $$(if [ -n "$(PROFILE)" ]; then $(BIN)/python -m pai.profiles targets $(PROFILE); fi) \
+	  && echo "dvc repro finished in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
 
 bench: setup data
 	$(BIN)/python -m pai.bench all

@@ -25,6 +25,7 @@ import ast
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict
 
@@ -168,6 +169,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     check_output(args.out, what="executed notebook")
     params = load_params(args.params, args.p)
+    start = time.perf_counter()
     try:
         run_notebook(args.src, args.out, params, kernel=args.kernel, complete=args.params is not None)
     except Exception as e:
@@ -176,7 +178,13 @@ def main(argv=None) -> int:
         print(f"python -m pai.notebook: error: {args.src} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
               f"previous figures kept; the executed notebook with the traceback: {args.out}", file=sys.stderr)
         return 1
+    # one line per stage, so a `dvc repro` log shows where its time went
+    print(f"{Path(args.src).stem}: finished in {_minutes(time.perf_counter() - start)} (wall)", file=sys.stderr)
     return 0
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
 if __name__ == "__main__":
