@@ -262,6 +262,20 @@ def test_npb_claims():
     assert v["npb_ge_baselines_sparse", None].verdict == CONTRADICTED
 
 
+def test_balance_counts_nodes_as_npb_does():
+    """ResNet-20 at density 0.01, CIFAR-10 shapes, seed 0 (pai.metrics of each pruner's mask): SynFlow keeps
+    the most paths and few nodes, random-ERK the reverse; both must sit farther from balance than NPB
+    and PHEW.  With ln(nodes) SynFlow would look the most balanced (0.23 against NPB's 0.41)."""
+    from pai.claims.npb import balance_distance
+
+    masks = {"npb": (17.21, 574), "phew": (17.10, 649), "synflow": (28.93, 148), "random-erk": (14.30, 661)}
+    df = pd.DataFrame([{"model": "resnet20", "dataset": "cifar10", "label": m, "level": 0.01, "seed": 0,
+                        "log10_paths": p, "effective_nodes": n} for m, (p, n) in masks.items()])
+    d = balance_distance(df, list(masks)).set_index("label")["distance"]
+    assert max(d["npb"], d["phew"]) < min(d["synflow"], d["random-erk"])
+    assert abs(d["npb"] - 0.426) < 0.01 and abs(d["synflow"] - 0.776) < 0.01
+
+
 def test_writer_gives_strict_json_and_markdown(tmp_path):
     runs = tmp_path / "runs"
     (runs / "expander_sweep").mkdir(parents=True)
