@@ -91,7 +91,7 @@ table[["label", "target_density", "seed", "density", "final_test_acc", "log10_pa
 geometry = node_path.geometry(model, labels, geometry_densities, dataset, seeds=seeds,
                               data_subset=train_subset, image_size=image_size, method_options=method_options)
 save_table(geometry, f"{out_dir}/tables/geometry.csv")
-fig, ax = plt.subplots(figsize=(5.6, 3.8))
+fig, ax = plt.subplots(figsize=(6.4, 3.8))
 numbers = node_path.draw_paths_vs_nodes(ax, geometry, labels)
 plots.finish(fig, fig_dir, "paths_vs_nodes", title="Effective paths vs effective nodes",
              caption_text=f"Each pruner's masks on {model} at initialisation, densities "

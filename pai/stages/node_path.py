@@ -76,7 +76,7 @@ def draw_paths_vs_nodes(ax, geo: pd.DataFrame, labels: Sequence[str]) -> Dict[st
     """The paper's main figure from a :func:`geometry` table: per label, the mean over seeds at each
     density (marker area = density, key beside the axes) with min-max bars over seeds, joined in density
     order; one colour per method, variants in its colour with their own line style and marker
-    (:func:`pai.plots.style_of`).  Legend and size key are placed on no data.  Returns the numbers
+    (:func:`pai.plots.style_of`).  Legend and size key go outside the axes, right (constrained layout).  Returns the numbers
     for the caption (``"<label> @ <density>": "ln nodes / log10 paths"``)."""
     from matplotlib.lines import Line2D
 
@@ -104,8 +104,11 @@ def draw_paths_vs_nodes(ax, geo: pd.DataFrame, labels: Sequence[str]) -> Dict[st
                 f"{row.ln_effective_nodes:.2f} / {row.log10_paths:.2f}"
     ax.set_xlabel("ln(effective nodes)")
     ax.set_ylabel("log10(effective paths)")
-    plots.place_legend(ax, handles, fontsize=7)
-    plots.size_key(ax, sizes, title="density", fontsize=7, title_fontsize=7)
+    # Outside the axes, right: the masks span the whole plane (random ERK bottom right, SynFlow top left)
+    fig = ax.figure
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    keys, names = plots.size_handles(sizes)
+    fig.legend(keys, names, loc="outside right lower", title="density", fontsize=7, title_fontsize=7)
     return numbers
 
 
