@@ -11,14 +11,14 @@ seconds and can span more densities than are trained.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..claims import geometry_table
 from ..experiments import mask_geometry
-from ..variants import add_labels, base_of, resolve
+from ..variants import add_labels, resolve
 
 
 def geometry(model: str, labels: Sequence[str], densities: Sequence[float], dataset: str, *,
@@ -137,7 +137,3 @@ def paper_table(table: pd.DataFrame, work: str) -> pd.DataFrame:
 
     return paper_vs_ours(faithful_rows(table), work=work)
 
-
-def methods_of(labels: Sequence[str]) -> List[str]:
-    """The methods behind ``labels``, each once, in order (for the caption)."""
-    return list(dict.fromkeys(base_of(lab) for lab in labels))
