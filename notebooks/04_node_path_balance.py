@@ -15,30 +15,44 @@
 # # Node-path balancing: effective paths vs effective nodes
 #
 # **Question.** Pham et al. (*Towards Data-Agnostic Pruning at Initialization: What Makes a Good Sparse
-# Mask?*, NeurIPS 2023; ICLR 2023 submission "an effective node-path balancing perspective") describe a
-# sparse network by two numbers: its *effective paths* (input-to-output paths of kept weights) and its
-# *effective nodes* (channels on at least one such path). SynFlow-like pruners maximise paths and lose
-# nodes; random pruning keeps nodes and loses paths; good masks balance both, and **NPB** solves for that
-# balance layer by layer.
+# Mask?*, NeurIPS 2023; earlier an ICLR 2023 submission on "an effective node-path balancing
+# perspective") describe a sparse network by two numbers: its *effective paths* (input-to-output paths
+# of kept weights) and its *effective nodes* (channels on at least one such path). SynFlow-like pruners
+# keep paths and lose nodes; random pruning keeps nodes and loses paths. The paper claims that good
+# masks balance both, that **NPB** (which solves for that balance layer by layer) sits nearest the
+# balance, and that it is the most accurate at extreme sparsity.
 #
-# **Method.** Every pruner's mask is measured at initialisation with `pai.metrics.effective_paths` (log10,
-# computed in log space) and `pai.metrics.effective_nodes` (ln, as the paper plots it) across densities;
-# then each mask is trained (`pai.runs.sweep`).
+# **Method.** Every pruner prunes the same initialisation per seed (paired), **every layer prunable**
+# (the stem, the 1x1 shortcuts and the classifier included, as in the NPB code). Each mask is measured
+# at initialisation with `pai.metrics.effective_paths` (log10, exact, in log space) and
+# `pai.metrics.effective_nodes` (ln, the official `measure_node_path` count) at more densities than are
+# trained; then the masks at the training densities are trained (`pai.runs.sweep`). Methods are the
+# faithful defaults (`npb`: the official code's path normaliser, α 0.01, β 1, max_p 9, chunk 32; SNIP
+# scored with BatchNorm in eval mode, as the SynFlow code NPB forks does) with the corrected variants
+# beside them: **npb (paper normaliser)** (the path term's true maximum, as the paper's formula
+# reads) and **phew (graph walk)** (walks the residual graph where the official PHEW walk jumps over a
+# downsampling conv; it differs only on residual nets).
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-model = "lenet5"
-methods = ["random-erk", "snip", "synflow", "phew", "npb"]
-densities = [0.1, 0.03, 0.01]
+model = "resnet20-w0.5"
+methods = ["random-erk", "snip", "synflow", "phew", "npb", "npb (paper normaliser)"]
+densities = [0.01, 0.003]
+variant_methods = ["phew (graph walk)"]
+variant_densities = [0.003]
+method_options = {}
 geometry_densities = [0.3, 0.1, 0.03, 0.01, 0.003]
-seeds = [0, 1]
-epochs = 3
-train_subset = 15000
+seeds = [0, 1, 2]
+epochs = 6
+train_subset = 10000
 test_subset = None
+image_size = 14
+eval_every = 6
 batch_size = 128
 lr = 0.05
 weight_decay = 5e-4
 schedule = "cosine"
+published_work = None
 executor = "local"
 workers = 2
 out_dir = "runs/node_path_balance"
@@ -46,62 +60,94 @@ fig_dir = "figures/node_path_balance"
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 
 from pai import plots
-from pai.experiments import geometry_table, setup_line
+from pai.claims import report
+from pai.experiments import setup_line
 from pai.params import stage_params
+from pai.published import format_table
 from pai.runs import sweep, write_tables
+from pai.stages import node_path
+from pai.tables import save_table
+from pai.variants import add_labels
 
 plots.style()
 params = stage_params(globals())
-geometry = geometry_table([model], methods, geometry_densities, dataset, seed=seeds[0], data_subset=train_subset)
-specs = params.grid(methods=methods, densities=densities) + params.grid(methods=["dense"])
+labels = list(dict.fromkeys(methods + variant_methods))
+opts = {"method_options": method_options}
+specs = (params.grid(methods=methods, densities=densities, **opts)
+         + params.grid(methods=variant_methods, densities=variant_densities, **opts)
+         + params.grid(methods=["dense"]))
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
-table = write_tables(results, out_dir)
-geometry[["method", "density", "ln_effective_nodes", "log10_paths"]].head(10)
+table = add_labels(write_tables(results, out_dir))
+table[["label", "target_density", "seed", "density", "final_test_acc", "log10_paths", "effective_nodes"]]
 
 # %% [markdown]
-# ## Effective paths vs effective nodes
-# The NPB paper's main plot: each point one mask; the marker size grows with density.
+# ## Where does each pruner's mask sit between paths and nodes?
+# The NPB paper's main plot: every mask at initialisation, on every seed (no training, so it spans more
+# densities than are trained). Balance means many paths *and* many nodes: the upper right.
 
 # %%
-fig, ax = plt.subplots(figsize=(4.8, 3.4))
-numbers = {}
-sizes = {d: 12 + 60 * i / max(1, len(geometry_densities) - 1) for i, d in enumerate(sorted(geometry_densities))}
-for m in methods:
-    sub = geometry[geometry.method == m].sort_values("density")
-    ax.plot(sub.ln_effective_nodes, sub.log10_paths, color=plots.color(m), lw=0.8, alpha=0.6)
-    ax.scatter(sub.ln_effective_nodes, sub.log10_paths, s=[sizes[d] for d in sub.density], color=plots.color(m),
-               label=m, edgecolors="black", linewidths=0.3)
-    for _, row in sub.iterrows():
-        numbers[f"{m} @ {row.density:g}: ln nodes / log10 paths"] = f"{row.ln_effective_nodes:.2f} / {row.log10_paths:.2f}"
-ax.set_xlabel("ln(effective nodes)")
-ax.set_ylabel("log10(effective paths)")
-ax.legend(fontsize=7)
+geometry = node_path.geometry(model, labels, geometry_densities, dataset, seeds=seeds,
+                              data_subset=train_subset, image_size=image_size, method_options=method_options)
+save_table(geometry, f"{out_dir}/tables/geometry.csv")
+fig, ax = plt.subplots(figsize=(6.4, 3.8))
+numbers = node_path.draw_paths_vs_nodes(ax, geometry, labels)
 plots.finish(fig, fig_dir, "paths_vs_nodes", title="Effective paths vs effective nodes",
-             caption_text=f"Each pruner's masks on {model} at densities {', '.join(map(str, geometry_densities))} "
-                          "(larger markers: denser).", numbers=numbers,
-             setup=f"{dataset}; {model} at initialisation, seed {seeds[0]}.")
+             caption_text=f"Each pruner's masks on {model} at initialisation, densities "
+                          f"{', '.join(map(str, geometry_densities))} (marker area: density, key beside); "
+                          "mean over seeds with min-max bars, every layer prunable. SNIP in eval mode (as the "
+                          "SynFlow/NPB code); variants share their method's colour.",
+             numbers=numbers, setup=f"{dataset}; {model} at initialisation"
+                                    + (f", {image_size} px" if image_size else "")
+                                    + f"; seeds {', '.join(map(str, seeds))}.")
 plt.show()
 
 # %% [markdown]
-# ## Accuracy vs density
+# The paper's picture has SynFlow high (paths) and left (few nodes), random ERK right (nodes) and low
+# (paths), and NPB up and to the right of both. How far each mask is from the best of both worlds in its
+# (density, seed) cell is computed by the `npb_nearest_balance` claim below, from `tables/geometry.csv`.
+
+# %% [markdown]
+# ## Is NPB the most accurate at extreme sparsity?
+# Final test accuracy against the density each mask actually keeps, with the dense network's accuracy
+# as the dashed line.
 
 # %%
-fig, ax = plt.subplots(figsize=(4.2, 3.0))
+fig, ax = plt.subplots(figsize=(5.0, 3.4))
 sparse = table[table.method != "dense"]
-plots.density_curves(ax, sparse.to_dict("records"), y="final_test_acc", methods=methods, ylabel="test accuracy")
-ax.axhline(table[table.method == "dense"].final_test_acc.mean(), color="#333333", ls="--", lw=1, label="dense")
-ax.legend(fontsize=7)
-numbers = {f"{m} acc @ {d:g}": float(sparse[(sparse.method == m) & np.isclose(sparse.target_density, d)]
-                                     .final_test_acc.mean()) for m in methods for d in densities}
+plots.density_curves(ax, sparse.to_dict("records"), y="final_test_acc", methods=labels, by="label",
+                     ylabel="final test accuracy")
+ax.axhline(table[table.method == "dense"].final_test_acc.mean(), color=plots.color("dense"), ls="--", lw=1,
+           label="dense")
+plots.place_legend(ax, fontsize=7)
 plots.finish(fig, fig_dir, "accuracy_vs_density", title="Accuracy vs density (with NPB)",
-             caption_text="Final test accuracy of each pruner's mask against density.", numbers=numbers,
-             setup=setup_line(dataset, model, params, seeds))
+             caption_text="Final test accuracy of each pruner's mask against the density it keeps: mean over "
+                          "seeds, band min-max; every layer prunable; SNIP in eval mode. Variants beside their "
+                          f"method: {', '.join(variant_methods) or 'none'} at "
+                          f"{', '.join(map(str, variant_densities))}; npb (paper normaliser) at every density.",
+             numbers=node_path.accuracy_numbers(table, labels), setup=setup_line(dataset, model, params, seeds))
 plt.show()
 
 # %% [markdown]
-# ## What the figures show at this scale
-# Whether NPB sits between the path-maximising (SynFlow) and node-keeping (random) masks — balancing
-# both — and how its accuracy compares, is in `figures/README.md`.
+# ## Our numbers beside the paper's
+# Under a paper profile (`published_work: npb`), the faithful runs beside the paper's main-figure points
+# (`pai/published.csv`; the paper's Iter-SNIP has no pai counterpart). The cpu profile trains
+# Fashion-MNIST, which the paper never ran, so there is nothing to compare.
+
+# %%
+if published_work:
+    paper = node_path.paper_table(table, published_work)
+    save_table(paper, f"{out_dir}/tables/paper_vs_ours.csv")
+    print(format_table(paper))
+else:
+    print("published_work is None: no paper-vs-ours table (cpu profile, Fashion-MNIST).")
+
+# %% [markdown]
+# ## What this notebook finds
+# The claims of Pham et al., decided by code from `results.csv` and `tables/geometry.csv` (the rule is
+# printed with them). This stage's SynFlow and SNIP runs also feed the pooled "SynFlow avoids layer
+# collapse" claim of `figures/CLAIMS.md`.
+
+# %%
+claims = report("node_path_balance", out_dir)

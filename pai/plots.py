@@ -158,7 +158,10 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
         ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.18, lw=0)
     if logx:
         ax.set_xscale("log")
-        ticks = sorted({round(float(r[x]), 6) for r in rows if r[by] in methods})
+        ticks = []
+        for t in sorted({round(float(r[x]), 6) for r in rows if r[by] in methods}):
+            if not ticks or t > ticks[-1] * 1.02:  # masks of one level keep slightly different densities
+                ticks.append(t)
         if len(ticks) > 6:  # thin crowded ticks (densities of different methods differ slightly)
             ticks = [t for i, t in enumerate(ticks) if i % 2 == 0]
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

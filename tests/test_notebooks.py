@@ -34,7 +34,8 @@ TINY_BY_STAGE = {
     "phew_path_kernel": {"methods": ["phew", "synflow", "random"], "densities": [0.2, 0.05], "epochs": 1,
                          "width_density": 0.05, "curve_epochs": 1},
     "node_path_balance": {"methods": ["random-erk", "npb"], "densities": [0.2, 0.05],
-                          "geometry_densities": [0.2, 0.05], "epochs": 1},
+                          "variant_methods": ["npb (paper normaliser)"], "variant_densities": [0.05],
+                          "geometry_densities": [0.2, 0.05], "epochs": 1, "train_subset": 2048},
 }
 
 
