@@ -25,23 +25,73 @@ from ..params import StageParams, find
 from ..spec import RunSpec
 
 def sweep_specs(params: StageParams, methods: Sequence[str], *, densities: Optional[Mapping[str, Sequence[float]]] = None,
-                degrees: Optional[Sequence[int]] = None, allocation: str = "uniform") -> List[RunSpec]:
+                degrees: Optional[Sequence[int]] = None, allocation: str = "uniform",
+                dense_first: Optional[bool] = None) -> List[RunSpec]:
     """Every sparse run and the dense baselines, model by model.
 
     ``degrees``: one degree ``d`` for every sparse layer (the RReg paper's CIFAR table; ``densities`` is
     then unused); otherwise ``densities[model]`` are the global target densities of that model, the
-    per-layer degree following from them by ``allocation`` (``pai.pruners.expanders``)."""
+    per-layer degree following from them by ``allocation`` (``pai.pruners.expanders``).
+    ``dense_first``: None = the first-layer rule of ``dense_layer_rule`` (official); True/False = keep
+    every model's first layer dense/sparse, for all methods alike (left out of the spec when None, so
+    the faithful runs keep their ids)."""
+    first = {} if dense_first is None else {"dense_first": bool(dense_first)}
     specs = []
     for model in params.models:
         if degrees:
-            specs += params.grid(models=[model], methods=methods, degrees=degrees)
+            specs += params.grid(models=[model], methods=methods, degrees=degrees, options=first)
         else:
             if not densities or model not in densities:
                 raise ValueError(f"no densities for model {model!r}: give densities as {{model: [densities]}}")
             specs += params.grid(models=[model], methods=methods, densities=densities[model],
-                                 options={"allocation": allocation})
+                                 options={"allocation": allocation, **first})
         specs += params.grid(models=[model], methods=["dense"])
     return specs
+
+
+def stem_check_specs(params: StageParams, methods: Sequence[str], models: Sequence[str], *,
+                     densities: Optional[Mapping[str, Sequence[float]]] = None, degrees: Optional[Sequence[int]] = None,
+                     allocation: str = "uniform") -> List[RunSpec]:
+    """The runs of ``models`` at their sparsest level again, with the first layer dense for every method
+    (``dense_first=True``): beside the official rule they show how much of a difference between the
+    methods comes from the stem alone (a 1-channel stem is complete under RReg, d of its outputs wide
+    under X-Net, and empty with probability (1 - d/n_out)^n_out under the Bernoulli random graph)."""
+    specs = []
+    for model in models:
+        level = {"degrees": [min(degrees)]} if degrees else {"densities": [min(densities[model])]}
+        specs += params.grid(models=[model], methods=methods, **level,
+                             options={"dense_first": True, **({} if degrees else {"allocation": allocation})})
+    return specs
+
+
+def stem_effect(table: pd.DataFrame, stem: pd.DataFrame, pairs: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """Per model and comparison ``(a, b)``: the paired accuracy difference a − b (pp, over seeds, 95% t
+    interval; :func:`pai.metrics.stats.paired_difference`) under the official first-layer rule
+    (``table``, at ``stem``'s levels) and with the first layer dense (``stem``)."""
+    from ..metrics.stats import paired_difference
+
+    rows = []
+    for model, sub in stem.groupby("model", sort=False):
+        level = sub["level"].iloc[0]
+        official = table[(table["model"] == model) & (table["level"] == level)]
+        for rule, df in (("official rule", official), ("first layer dense", sub)):
+            acc = df.pivot_table(index="seed", columns="label", values="final_test_acc")
+            for a, b in pairs:
+                if a not in acc or b not in acc:
+                    continue
+                both = acc[[a, b]].dropna()
+                r = paired_difference(100 * both[a], 100 * both[b])
+                rows.append({"model": model, "level": level, "rule": rule, "comparison": f"{a} − {b}",
+                             "mean_pp": r.mean, "low": r.low, "high": r.high, "n": r.n})
+    return pd.DataFrame(rows)
+
+
+def table_of(results: Sequence[Dict]) -> pd.DataFrame:
+    """Run records as a prepared table (:func:`results_table`) without writing ``results.csv``: the
+    runs of a side check that the claims must not read."""
+    from ..tables import flatten_result
+
+    return results_table(pd.DataFrame([flatten_result(r) for r in results]))
 
 
 def results_table(table: pd.DataFrame) -> pd.DataFrame:
