@@ -108,7 +108,8 @@ def test_within_level_residuals_give_the_claims_partial_correlation():
 
 def test_sweep_specs_per_model_levels_and_the_dense_baselines():
     from pai.params import stage_params
-    from pai.stages.expanders import sparse_layers, sweep_specs
+    from pai.spec import run_id
+    from pai.stages.expanders import sparse_layers, stem_check_specs, sweep_specs
 
     params = stage_params({"dataset": "fashion-mnist", "models": ["lenet-300-100", "vgg11-w0.25"], "seeds": [0, 1],
                            "epochs": 1})
@@ -121,6 +122,10 @@ def test_sweep_specs_per_model_levels_and_the_dense_baselines():
     assert len(specs) == 2 * (4 + 2 + 2)
     with pytest.raises(ValueError, match="no densities for model 'vgg11-w0.25'"):
         sweep_specs(params, ["xnet"], densities={"lenet-300-100": [0.03]})
+    stem = stem_check_specs(params, ["xnet", "rreg"], ["vgg11-w0.25"], densities={"vgg11-w0.25": [0.05, 0.02]})
+    assert {(s.train.model, s.prune.density, s.prune.options["dense_first"], s.train.seed) for s in stem} == {
+        ("vgg11-w0.25", 0.02, True, seed) for seed in (0, 1)} and len(stem) == 4  # the sparsest level only
+    assert not {run_id(s) for s in stem} & {run_id(s) for s in specs}
     by_degree = sweep_specs(params, ["xnet"], degrees=[3])
     assert {s.prune.options.get("degree") for s in by_degree if s.prune.method == "xnet"} == {3}
     layers = pd.DataFrame({"layer_index": [0, 0, 1, 1], "label": ["xnet", "rreg"] * 2,
