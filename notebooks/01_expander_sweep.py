@@ -126,7 +126,8 @@ plots.finish(fig, fig_dir, "accuracy_vs_density", title="Accuracy vs density kep
              caption_text="Test accuracy (mean, min-max band over seeds) against the density each mask keeps; "
                           "dashed: dense network.", numbers=numbers, setup=setup)
 plt.show()
-print("runs at chance (collapsed):", {k.removesuffix(" collapsed runs"): v for k, v in numbers.items() if "collapsed" in k})
+print("runs at chance (collapsed):",
+      {k.removesuffix(" collapsed runs"): v for k, v in numbers.items() if "collapsed" in k})
 
 # %% [markdown]
 # ## Does accuracy rise with expansion at a fixed density?
@@ -158,7 +159,7 @@ plots.finish(fig, fig_dir, "accuracy_vs_expansion", title=f"Accuracy vs expansio
 plt.show()
 within = stage.within_level(table, "expansion")
 _ = save_table(within[["model", "label", "level", "seed", "expansion", "final_test_acc", "x_within", "y_within"]],
-           f"{out_dir}/tables/expansion_within_{level_name}.csv")
+               f"{out_dir}/tables/expansion_within_{level_name}.csv")
 
 # %% [markdown]
 # ## Each layer's graph at one density
@@ -167,8 +168,8 @@ _ = save_table(within[["model", "label", "level", "seed", "expansion", "final_te
 # over seeds, whiskers the min–max. The classifier, dense under every method, is left out (its complete
 # graph is the same for all); RReg's stem on a 1-channel input is complete too (fraction 1), X-Net's and the
 # random graph's are not. RReg puts its degree on the larger side, so at low degree it keeps more of an
-# expanding layer (n_out > n_in) than X-Net, whose degree is on the inputs (official rules both). The
-# panel sits at each model's densest level: at the floor (one edge per node) every graph is a union of
+# expanding layer (n_out > n_in) than X-Net, whose degree is on the inputs (official rules both). The cpu
+# profile shows each model's densest level: at the floor (one edge per node) every graph is a union of
 # stars, disconnected, and a regular one has σ1 = σ2 (gap 0) — no graph there is an expander.
 
 # %%
@@ -182,8 +183,8 @@ for j, model in enumerate(models):
     g = stage.sparse_layers(g)  # a layer dense under every method (the classifier) is the same graph for all
     names = list(dict.fromkeys(g.layer))
     for i, col in enumerate(["channel_gap", "kept_fraction"]):
-        means = plots.grouped_bars(axes[i][j], names, stage.layer_series(g, col, methods), ylabel=["spectral gap σ1 − σ2",
-                                                                      "fraction of the layer kept"][i])
+        ylabel = ["spectral gap σ1 − σ2", "fraction of the layer kept"][i]
+        means = plots.grouped_bars(axes[i][j], names, stage.layer_series(g, col, methods), ylabel=ylabel)
         axes[i][j].tick_params(axis="x", labelrotation=60, labelsize=6)
         if col == "kept_fraction":
             axes[i][j].set_yscale("log")

@@ -38,8 +38,8 @@ def paper_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("paper_expander")
     write_cifar(tmp / "data", "cifar10", n_train=40, n_test=20)
     params = yaml.safe_load(PROFILE.read_text())
-    params.update(models=[MODEL], degrees=[3], seeds=[0], epochs=1, stem_check=[MODEL], batch_size=16, eval_every=1, workers=1,
-                  out_dir=str(tmp / "runs" / "expander_sweep"), fig_dir=str(tmp / "figures" / "expander_sweep"))
+    params.update(models=[MODEL], degrees=[3], seeds=[0], epochs=1, stem_check=[MODEL], batch_size=16, eval_every=1,
+                  workers=1, out_dir=str(tmp / "runs" / "expander_sweep"), fig_dir=str(tmp / "figures" / "expander_sweep"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PAI_DATA", str(tmp / "data"))  # the kernel inherits it
         out = run_notebook(ROOT / "notebooks" / "01_expander_sweep.py", tmp / "nb.ipynb", params, cwd=ROOT,

@@ -24,8 +24,8 @@ import pandas as pd
 from ..params import StageParams, find
 from ..spec import RunSpec
 
-def sweep_specs(params: StageParams, methods: Sequence[str], *, densities: Optional[Mapping[str, Sequence[float]]] = None,
-                degrees: Optional[Sequence[int]] = None, allocation: str = "uniform",
+def sweep_specs(params: StageParams, methods: Sequence[str], *,
+                densities: Optional[Mapping[str, Sequence[float]]] = None, degrees: Optional[Sequence[int]] = None, allocation: str = "uniform",
                 dense_first: Optional[bool] = None) -> List[RunSpec]:
     """Every sparse run and the dense baselines, model by model.
 
@@ -91,6 +91,8 @@ def table_of(results: Sequence[Dict]) -> pd.DataFrame:
     runs of a side check that the claims must not read."""
     from ..tables import flatten_result
 
+    if not results:
+        return pd.DataFrame(columns=["model", "method", "label", "level", "seed", "final_test_acc", "collapsed"])
     return results_table(pd.DataFrame([flatten_result(r) for r in results]))
 
 
