@@ -24,9 +24,10 @@ STAGES = {
 }
 TINY = {"train_subset": 512, "test_subset": 256, "seeds": [0], "workers": 1, "batch_size": 64}
 TINY_BY_STAGE = {
-    "expander_sweep": {"models": ["lenet-300-100", "lenet5"], "densities": [0.2, 0.05], "spectral_density": 0.05,
-                       "epochs": {"lenet-300-100": 1, "lenet5": 1},
-                       "train_subset": {"lenet-300-100": 512, "lenet5": 512}},
+    "expander_sweep": {"densities": {"lenet-300-100": [0.05], "vgg11-w0.25": [0.05]},
+                       "spectral_density": {"lenet-300-100": 0.05, "vgg11-w0.25": 0.05},
+                       "epochs": {"lenet-300-100": 1, "vgg11-w0.25": 1}, "eval_every": 1, "stem_check": None,
+                       "train_subset": {"lenet-300-100": 512, "vgg11-w0.25": 512}},
     "full_spectrum": {"population_methods": ["random", "snip"], "population_densities": [0.2, 0.05], "epochs": 1,
                       "pags_generators": ["random-erk"], "pags_candidates": 3, "pegs_iterations": 5,
                       "pags_density": 0.05, "itop_densities": [0.2, 0.05], "itop_update_interval": 4,
