@@ -49,13 +49,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pai import plots
-from pai.experiments import geometry_table, setup_line
+from pai.experiments import mask_geometry_grid, setup_line
 from pai.params import stage_params
 from pai.runs import sweep, write_tables
 
 plots.style()
 params = stage_params(globals())
-geometry = geometry_table([model], methods, geometry_densities, dataset, seed=seeds[0], data_subset=train_subset)
+geometry = mask_geometry_grid([model], methods, geometry_densities, dataset, seeds=seeds[:1],
+                              train={"train_subset": train_subset})
 specs = params.grid(methods=methods, densities=densities) + params.grid(methods=["dense"])
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = write_tables(results, out_dir)

@@ -31,8 +31,9 @@ TINY_BY_STAGE = {
                       "pags_generators": ["random-erk"], "pags_candidates": 3, "pegs_iterations": 5,
                       "pags_density": 0.05, "itop_densities": [0.2, 0.05], "itop_update_interval": 4,
                       "lth_rate": 0.6},
-    "phew_path_kernel": {"methods": ["phew", "synflow", "random"], "densities": [0.2, 0.05], "epochs": 1,
-                         "width_density": 0.05, "curve_epochs": 1},
+    "phew_path_kernel": {"models": ["lenet-300-100"], "methods": ["phew", "synflow", "snip (train mode)", "random"],
+                         "densities": [0.2, 0.05], "variant_densities": [0.05], "geometry_densities": [0.2, 0.05],
+                         "epochs": 2, "eval_every": 2, "focus_density": 0.05, "curve_epochs": 2},
     "node_path_balance": {"methods": ["random-erk", "npb"], "densities": [0.2, 0.05],
                           "geometry_densities": [0.2, 0.05], "epochs": 1},
 }
