@@ -109,7 +109,8 @@ def add_full_spectrum_columns(table, results: List[Dict[str, Any]], root: str | 
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
-                  data_subset: int | None = None, image_size: int | None = None, **options) -> Dict[str, Any]:
+                  data_subset: int | None = None, image_size: int | None = None, test_subset: int | None = 256,
+                  **options) -> Dict[str, Any]:
     """Prune one freshly initialised model and measure the mask's path/node geometry (no training):
     log10 effective paths, ln effective nodes (as Pham et al. plot them), log10 path-kernel trace, the
     density the mask actually keeps (``kept_density``; ``density`` is the target) and the per-layer width
@@ -117,7 +118,8 @@ def mask_geometry(model_name: str, dataset: str, method: str, density: float, *,
     in ``results.csv``, so :func:`pai.variants.label_row` names a variant's row."""
     data = None
     if getattr(get_pruner(method), "needs_data", False):
-        data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed, image_size=image_size)
+        data = load_dataset(dataset, train_subset=data_subset, test_subset=test_subset, seed=seed,
+                            image_size=image_size)
     model = initial_model(model_name, input_shape(dataset, image_size), seed)
     mask = prune(model, method, density, seed=seed, data=data, **options)
     nodes = metrics.effective_nodes(model, mask)
@@ -153,7 +155,8 @@ def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities:
             for d in densities:
                 for s in seeds:
                     rows.append(mask_geometry(net, dataset, method, d, seed=s, data_subset=cfg.get("train_subset"),
-                                              image_size=cfg.get("image_size"), **options))
+                                              image_size=cfg.get("image_size"), test_subset=cfg.get("test_subset"),
+                                              **options))
     return pd.DataFrame(rows)
 
 
