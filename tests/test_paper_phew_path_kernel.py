@@ -165,3 +165,24 @@ def test_paper_table_matches_faithful_runs_only():
     table = paper_table(pd.DataFrame(rows), "synflow")
     assert table.method.tolist() == ["synflow"]  # SynFlow's eval-mode SNIP is not matched by train-mode SNIP
     assert table.paper.iloc[0] == pytest.approx(80.39) and table.ours_mean.iloc[0] == pytest.approx(80.5)
+
+
+def test_geometry_mask_is_the_mask_the_trained_run_starts_from(tmp_path):
+    """mask_geometry_grid prunes the run's initial weights with the run's prune set (its training subset,
+    its input size, its seed), so the mask-only tables describe the trained masks."""
+    from pai.experiments import mask_geometry_grid
+    from pai.params import grid
+    from pai.runs import run_one
+
+    train = {"train_subset": 512, "test_subset": 128, "epochs": 1, "image_size": 14}
+    spec = grid(dataset="fashion-mnist", models=["lenet-300-100"], seeds=[1], methods=["snip (train mode)"],
+                densities=[0.01], train=train)[0]
+    run = run_one(spec, tmp_path)
+    geo = mask_geometry_grid(["lenet-300-100"], ["snip (train mode)"], [0.01], "fashion-mnist", seeds=[1],
+                             train=train).iloc[0]
+    assert bool(geo.opt_train_mode) and geo.kept_density == run["density"]
+    for key in ("log10_path_kernel_trace", "log10_paths", "effective_nodes"):
+        assert geo[key] == run["metrics"][key], key
+    other = mask_geometry_grid(["lenet-300-100"], ["snip (train mode)"], [0.01], "fashion-mnist", seeds=[1],
+                               train={**train, "train_subset": 256}).iloc[0]
+    assert other.log10_path_kernel_trace != geo.log10_path_kernel_trace  # the prune set matters
