@@ -186,8 +186,9 @@ ax.set_title(f"{models[0]}, density {focus_density:g}")
 plots.legend_outside(fig)
 plots.finish(fig, fig_dir, "accuracy_and_convergence", title="Accuracy vs density and early training loss",
              caption_text="Left: final test accuracy against the density kept (dashed: dense). Right: training "
-                          "loss per epoch, mean and min-max over seeds. SNIP and GraSP scored in train mode (the "
-                          "PHEW repository's protocol).",
+                          "loss per epoch, mean and min-max over seeds (recorded every epoch; the test set is "
+                          "evaluated every eval_every epochs and at the end). SNIP and GraSP scored in train mode "
+                          "(the PHEW repository's protocol).",
              numbers=numbers, setup=setup_line(dataset, models, params, seeds))
 plt.show()
 
