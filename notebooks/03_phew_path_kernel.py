@@ -134,7 +134,7 @@ numbers = {}
 for ax, net in zip(axes[:, 0], geometry_models):
     layers, series = stage.width_bars(geometry, net, focus_density, labels)
     plots.grouped_bars(ax, layers, series, ylabel="fraction of units kept")
-    ax.tick_params(axis="x", labelsize=7, rotation=30)
+    ax.tick_params(axis="x", labelsize=7, rotation=30 if len(layers) <= 12 else 90)
     ax.set_ylim(0, 1.08)
     ax.set_title(f"{net}, density {focus_density:g}")
     numbers.update(stage.means_at(geo, "mean_width_fraction", model=net, level=focus_density,
