@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 from . import metrics
 from .data import load_dataset, shape
 from .io import load_torch
-from .masks import load_mask
+from .masks import density as mask_density, load_mask
 from .models import initial_model
 from .params import StageParams
 from .pruners import get as get_pruner, prune
@@ -109,32 +109,57 @@ def add_full_spectrum_columns(table, results: List[Dict[str, Any]], root: str | 
 
 
 def mask_geometry(model_name: str, dataset: str, method: str, density: float, *, seed: int = 0,
-                  data_subset: int | None = None, image_size: int | None = None, **options) -> Dict[str, Any]:
+                  data_subset: int | None = None, image_size: int | None = None, test_subset: int | None = 256,
+                  **options) -> Dict[str, Any]:
     """Prune one freshly initialised model and measure the mask's path/node geometry (no training):
-    log10 effective paths, ln effective nodes (as Pham et al. plot them), log10 path-kernel trace, and the
-    per-layer width (fraction of output units with a kept weight)."""
+    log10 effective paths, ln effective nodes (as Pham et al. plot them), log10 path-kernel trace, the
+    density the mask actually keeps (``kept_density``; ``density`` is the target) and the per-layer width
+    (fraction of output units with a kept weight).  The prune options are returned as ``opt_<name>``, as
+    in ``results.csv``, so :func:`pai.variants.label_row` names a variant's row."""
     data = None
     if getattr(get_pruner(method), "needs_data", False):
-        data = load_dataset(dataset, train_subset=data_subset, test_subset=256, seed=seed, image_size=image_size)
+        data = load_dataset(dataset, train_subset=data_subset, test_subset=test_subset, seed=seed,
+                            image_size=image_size)
     model = initial_model(model_name, input_shape(dataset, image_size), seed)
     mask = prune(model, method, density, seed=seed, data=data, **options)
     nodes = metrics.effective_nodes(model, mask)
     widths = metrics.layer_width(mask)
     return {"model": model_name, "method": method, "density": float(density), "seed": seed,
+            "kept_density": mask_density(mask),
             "log10_paths": float(metrics.effective_paths(model, mask, log10=True)),
             "ln_effective_nodes": math.log(max(1, nodes["total"])) if nodes["total"] else -math.inf,
             "effective_nodes": nodes["total"],
             "log10_path_kernel_trace": float(metrics.path_kernel_trace(model, mask, log=True)),
-            "layers": list(widths), "width_fraction": [w["out"] / w["out_total"] for w in widths.values()]}
+            "layers": list(widths), "width_fraction": [w["out"] / w["out_total"] for w in widths.values()],
+            **{f"opt_{k}": v for k, v in options.items()}}
 
 
-def geometry_table(models: Sequence[str], methods: Sequence[str], densities: Sequence[float], dataset: str, *,
-                   seed: int = 0, data_subset: int | None = None):
-    """:func:`mask_geometry` of every (model, method, density), as a DataFrame in that loop order."""
+def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities: Sequence[float], dataset: str, *,
+                       seeds: Sequence[int] = (0,), train=None, method_options: Mapping[str, Mapping] | None = None):
+    """:func:`mask_geometry` of every (model, method, density, seed), as a DataFrame in that loop order
+    (one row per mask, per-layer widths as lists; ``pai.claims.geometry_table`` flattens it for
+    ``geometry.csv``).  A ``methods`` entry may be a variant label (``"snip (train mode)"``,
+    :mod:`pai.variants`).  ``train``: the runs' ``TrainConfig`` fields, a mapping or a function of the
+    model name (``params.train``), of which ``train_subset`` (the data-dependent pruners' images, drawn
+    by the seed as a run draws them) and ``image_size`` are used, so a mask here is the mask a trained
+    run of the same seed starts from.  ``method_options[method]`` are added to that method and its variants
+    (what the stage's runs get, e.g. NPB's ``max_p``)."""
     import pandas as pd
 
-    return pd.DataFrame([mask_geometry(net, dataset, m, d, seed=seed, data_subset=data_subset)
-                         for net in models for m in methods for d in densities])
+    from .variants import resolve
+
+    rows = []
+    for net in models:
+        cfg = dict(train(net) if callable(train) else (train or {}))
+        for name in methods:
+            method, variant = resolve(name)
+            options = {**dict((method_options or {}).get(method, {})), **variant}
+            for d in densities:
+                for s in seeds:
+                    rows.append(mask_geometry(net, dataset, method, d, seed=s, data_subset=cfg.get("train_subset"),
+                                              image_size=cfg.get("image_size"), test_subset=cfg.get("test_subset"),
+                                              **options))
+    return pd.DataFrame(rows)
 
 
 def itop_trajectory(result: Dict[str, Any]):

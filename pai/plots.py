@@ -158,16 +158,25 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
         ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.18, lw=0)
     if logx:
         ax.set_xscale("log")
-        ticks = []
-        for t in sorted({round(float(r[x]), 6) for r in rows if r[by] in methods}):
-            if not ticks or t > ticks[-1] * 1.02:  # masks of one level keep slightly different densities
-                ticks.append(t)
-        if len(ticks) > 6:  # thin crowded ticks (densities of different methods differ slightly)
+        ticks = _level_ticks([float(r[x]) for r in rows if r[by] in methods])
+        if len(ticks) > 6:  # thin crowded ticks
             ticks = [t for i, t in enumerate(ticks) if i % 2 == 0]
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
     ax.set_xlabel("density (fraction of weights kept)" if x == "density" else x)
     ax.set_ylabel(ylabel or y)
+
+
+def _level_ticks(values: Sequence[float], rtol: float = 0.05) -> List[float]:
+    """One tick per level: the methods keep slightly different densities at one target (0.003008 and
+    0.003001), so values within ``rtol`` of their neighbour form one level, ticked at its median."""
+    out: List[List[float]] = []
+    for v in sorted(values):
+        if out and v <= out[-1][-1] * (1 + rtol):
+            out[-1].append(v)
+        else:
+            out.append([v])
+    return [float(np.median(group)) for group in out]
 
 
 def grouped_bars(ax, categories: Sequence[str], series: Dict[str, Sequence], *, ylabel: str = "",

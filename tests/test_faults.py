@@ -507,7 +507,7 @@ STAGE = ROOT / "notebooks" / "03_phew_path_kernel.py"
     ({"nesterov": "no"}, "nesterov must be true or false"),
     ({"densities": [0.1, "0.05x"]}, "densities[1] must be a number"),
     ({"epochs": {"lenet-300-100": 2.5}}, "epochs[lenet-300-100] must be an integer"),
-    ({"width_density": "__drop__"}, "missing parameter width_density"),
+    ({"focus_density": "__drop__"}, "missing parameter focus_density"),
 ])
 def test_params_typos_stop_a_stage_before_its_kernel_starts(edit, needle, tmp_path, capsys):
     import yaml

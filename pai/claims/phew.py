@@ -110,14 +110,17 @@ def synflow_avoids_collapse(tables):
 
 
 def _collapse_rate(frames, synflow: str) -> Evidence:
-    """Over the (stage, model, density, seed) where a baseline failed (at chance or disconnected):
+    """Over the (stage, model, density, seed) where a baseline (magnitude, SNIP or one of their variants)
+    failed (at chance or disconnected):
     failed(baseline) − failed(synflow) = 1 − failed(synflow), in percentage points.  0 would mean SynFlow
     collapses wherever they do; a baseline that never collapses leaves nothing to test."""
     diffs, used, parts, stages = [], [], [], []
     for stage, df in frames.items():
         df = df.assign(failed=(df["collapsed"] | df["disconnected"]).astype(float))
-        for base in COLLAPSE_BASELINES:
-            if synflow not in set(df["label"]) or base not in set(df["label"]):
+        # a baseline's variants count as that baseline: SNIP scored in train mode (the PHEW repo's
+        # protocol) is still SNIP
+        for base in [lab for b in COLLAPSE_BASELINES for lab in labels_of(df, b)]:
+            if synflow not in set(df["label"]):
                 continue
             pr = pairs(df, base, synflow, "failed")
             parts.append(f"{stage}: {base} failed {int(pr['a'].sum())}/{len(pr)} pairs, {synflow} "

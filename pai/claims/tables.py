@@ -56,7 +56,8 @@ def load_runs(root: str | Path = "runs", stages: Sequence[str] = STAGES) -> Dict
 def geometry_table(rows: Sequence[Dict]) -> pd.DataFrame:
     """``pai.experiments.mask_geometry`` dicts as a flat table for ``geometry.csv``: the target density as
     ``target_density``, per-layer widths summarised as ``mean_width_fraction``/``min_width_fraction``
-    (the per-layer lists are dropped: a CSV cell holds one number)."""
+    (the per-layer lists are dropped: a CSV cell holds one number), and each row's variant ``label``
+    (from its method and ``opt_*`` columns, as the scoreboard names it)."""
     flat = []
     for r in rows:
         r = dict(r)
@@ -65,6 +66,7 @@ def geometry_table(rows: Sequence[Dict]) -> pd.DataFrame:
         r["target_density"] = r.pop("density")
         r["mean_width_fraction"] = float(widths.mean()) if widths.size else math.nan
         r["min_width_fraction"] = float(widths.min()) if widths.size else math.nan
+        r["label"] = label_row(r)
         flat.append(r)
     return pd.DataFrame(flat)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..claims import geometry_table
-from ..experiments import mask_geometry
-from ..variants import add_labels, resolve
+from ..experiments import mask_geometry_grid
+from ..variants import add_labels
 
 
 def geometry(model: str, labels: Sequence[str], densities: Sequence[float], dataset: str, *,
@@ -34,17 +34,9 @@ def geometry(model: str, labels: Sequence[str], densities: Sequence[float], data
     ``results.csv``, so the scoreboard names the row by the same label.  ``method_options[method]`` are
     added to that method and its variants (what the stage's runs get, e.g. NPB's ``max_p``).  Each seed
     prunes the model that seed initialises, with prune seed = seed: the masks of the trained runs."""
-    rows = []
-    for label in labels:
-        method, variant = resolve(label)
-        options = {**dict((method_options or {}).get(method, {})), **variant}
-        for density in densities:
-            for seed in seeds:
-                row = mask_geometry(model, dataset, method, density, seed=seed, data_subset=data_subset,
-                                    image_size=image_size, **options)
-                row.update({"dataset": dataset, **{f"opt_{k}": v for k, v in options.items()}})
-                rows.append(row)
-    return add_labels(geometry_table(rows))
+    grid = mask_geometry_grid([model], labels, densities, dataset, seeds=seeds, method_options=method_options,
+                              train={"train_subset": data_subset, "image_size": image_size})
+    return geometry_table(grid.assign(dataset=dataset).to_dict("records"))
 
 
 def _sizes(densities: Sequence[float], smallest: float = 14.0, largest: float = 110.0) -> Dict[float, float]:
