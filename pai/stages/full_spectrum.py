@@ -24,9 +24,9 @@ from ..metrics.stats import correlation, partial_correlation
 from ..tables import save_table, write_tables
 from ..variants import add_labels
 
-QUANTITIES = {"delta_r_norm": "Ramanujan gap Δr/ub (ICLR'23, mean over valid layers)",
-              "lambda": "weighted spectral gap λ (mean over layers)",
-              "moving_distance": "full-spectrum moving distance (mean over layers)"}
+QUANTITIES = {"delta_r_norm": "Ramanujan gap Δr/ub\n(ICLR'23, mean over valid layers)",
+              "lambda": "weighted spectral gap λ\n(mean over layers)",
+              "moving_distance": "full-spectrum moving distance\n(mean over layers)"}
 META = ("pags", "pegs", "itop", "lth", "dense")
 
 
@@ -79,7 +79,7 @@ def spectrum_figure(pop: pd.DataFrame, densities: Sequence[float], quantities: M
 
     fig, axes = plt.subplots(len(densities), len(quantities), figsize=(3.3 * len(quantities), 2.6 * len(densities)),
                              squeeze=False)
-    numbers = {}
+    numbers, boxes = {}, []
     for i, d in enumerate(densities):
         cell = pop[np.isclose(pop.target_density, d)]
         for j, (q, label) in enumerate(quantities.items()):
@@ -88,12 +88,16 @@ def spectrum_figure(pop: pd.DataFrame, densities: Sequence[float], quantities: M
             if len(dead):
                 ax.scatter(dead[q], dead.final_test_acc, marker="x", s=18, color="#bbbbbb", lw=1,
                            label="collapsed (not in ρ)")
-            st = plots.correlation_scatter(ax, live[q], live.final_test_acc, groups=live.label,
+            st = plots.correlation_scatter(ax, live[q], live.final_test_acc, groups=live.label, stats_box=False,
                                            xlabel=label if i == len(densities) - 1 else "",
                                            ylabel=f"test accuracy\n(density {d:g})" if j == 0 else "")
+            boxes.append((ax, f"ρ = {st['rho']:.2f} [{st['low']:.2f}, {st['high']:.2f}]\n"
+                              f"p = {st['p']:.2g}, n = {st['n']}"))
             numbers[f"rho acc~{q} @ {d:g}"] = st["rho"]
             numbers[f"n {q} @ {d:g}"] = st["n"]
     plots.legend_outside(fig, fontsize=7)
+    for ax, text in boxes:  # after the legend: it reflows the axes, which would move boxes onto data
+        plots.place_text(ax, text, fontsize=7)
     return fig, numbers
 
 
@@ -203,7 +207,7 @@ def itop_figure(results: List[Dict], table: pd.DataFrame, seed: int):
     fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.0))
     levels = [f"d={d:g}" for d in runs.target_density]
     st = plots.correlation_scatter(axes[0], runs.moving_distance, runs.final_test_acc, groups=levels,
-                                   within=runs.target_density.astype(str).tolist(),
+                                   within=runs.target_density.astype(str).tolist(), stats_box=False,
                                    xlabel="full-spectrum moving distance", ylabel="test accuracy")
     numbers = {"rho acc~moving distance (ITOP, pooled)": st["rho"], "n": st["n"],
                "rho within density": st.get("rho_within", math.nan),
@@ -213,9 +217,19 @@ def itop_figure(results: List[Dict], table: pd.DataFrame, seed: int):
         axes[1].plot(traj.delta_r, traj["lambda"], color=c, lw=1, marker=".", ms=3, label=f"d={d:g}")
         axes[1].plot(traj.delta_r.iloc[:1], traj["lambda"].iloc[:1], "o", color=c, ms=6, mfc="white")
         axes[1].plot(traj.delta_r.iloc[-1:], traj["lambda"].iloc[-1:], "*", color=c, ms=9)
+    if len(runs):  # keys for the trajectory's ends (empty artists: nothing to cover)
+        axes[1].plot([], [], "o", color="#666666", mfc="white", label="start (m₀, θ₀)")
+        axes[1].plot([], [], "*", color="#666666", ms=9, label="end (m_T, θ_T)")
+    else:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no ITOP runs in this profile", transform=ax.transAxes, ha="center", color="#666666")
     axes[1].set_xlabel("Δr (NeurIPS'23, mean over layers)")
     axes[1].set_ylabel("λ (mean over layers)")
     plots.legend_outside(fig, fontsize=7)
+    if len(runs):  # after the legend: it reflows the axes
+        plots.place_text(axes[0], f"ρ = {st['rho']:.2f} [{st['low']:.2f}, {st['high']:.2f}], n = {st['n']}\n"
+                                  f"within density ρ = {st['rho_within']:.2f} "
+                                  f"[{st['low_within']:.2f}, {st['high_within']:.2f}]", fontsize=7)
     return fig, numbers
 
 
