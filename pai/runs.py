@@ -133,9 +133,16 @@ def prune_step(prune: PruneSpec, model: torch.nn.Module, data, rd: RunDir,
         return M.load_mask(rd.mask, model), init_state, M.load_mask_meta(rd.mask).get("prune_seconds")
     t0 = time.perf_counter()
     wants_state = getattr(pruners.get(prune.method), "returns_state", False)
-    out = pruners.prune(model, prune.method, prune.density, seed=prune.seed, data=data, **prune.options,
-                        **({"return_state": True} if wants_state else {}))
+    # prune where the run trains (the data's device): SNIP/GraSP/SynFlow scores, PAGS candidates and PEGS's
+    # dense steps are GPU work at paper scale; the model goes back to the CPU, where run_one keeps it
+    device = getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))
+    out = pruners.prune(model.to(device), prune.method, prune.density, seed=prune.seed, data=data,
+                        **prune.options, **({"return_state": True} if wants_state else {}))
+    model.to("cpu")
     mask, init_state = out if isinstance(out, tuple) else (out, None)
+    mask = {k: v.cpu() for k, v in mask.items()}
+    if init_state is not None:
+        init_state = {k: v.cpu() for k, v in init_state.items()}
     if init_state is not None:
         save_torch(init_state, rd.init_state)
     seconds = time.perf_counter() - t0

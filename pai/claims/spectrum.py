@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..metrics.stats import correlation_difference, paired_difference
+from ..variants import base_of
 from .engine import Evidence, MissingData, register_claim
 from .tables import accuracy_comparison, table, within_correlation
 
@@ -21,7 +22,7 @@ META = ("pags", "pegs", "dense", "lth", "itop")
 def _population(tables, *columns) -> pd.DataFrame:
     df = table(tables, STAGE, columns=("final_test_acc", *columns))
     regime = df["regime"] if "regime" in df.columns else pd.Series("static", index=df.index)
-    return df[(regime == "static") & ~df["label"].isin(META)]
+    return df[(regime == "static") & ~df["label"].map(base_of).isin(META)]  # variants too ("pegs (100 ...)")
 
 
 @register_claim("itop_distance_tracks_accuracy", title="ITOP moving distance tracks accuracy", stage=STAGE, work=WORK, source=BLOG + " (Fig. 3)",
