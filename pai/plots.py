@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 import matplotlib
 
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from .io import atomic_write  # noqa: E402
 from .placement import (covered, data_overlaps, legend_outside, patch_handle, place_legend, place_text,  # noqa: E402,F401
-                        size_handles, size_key)
+                        size_handles, size_key, thin_tick_labels)
 from .variants import base_of, variant_rank  # noqa: E402
 
 PALETTE = {
@@ -137,19 +137,28 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
                    by: str = "method") -> None:
     """Mean of ``y`` per (method, density) with a band over seeds (min-max as the SynFlow figures).
 
-    x is the density each mask actually keeps (``density``), not the target.  ``by="label"`` draws one
+    x is the density each mask actually keeps (``density``; its mean over the seeds of one level), not the
+    target.  ``by="label"`` draws one
     curve per variant label (``pai.variants.label_row``) in its method's colour and its own line style."""
     rows = list(rows)
     methods = methods or list(dict.fromkeys(r[by] for r in rows))
     for m in methods:
-        pts: Dict[float, List[float]] = {}
+        # one point per level (a row's "level" or "target_density"), at the mean density its seeds keep:
+        # a Bernoulli mask keeps a different density in every seed, and grouping by the kept density
+        # would draw a zigzag through single runs instead of a mean over seeds
+        kept: Dict[Any, List[float]] = {}
+        pts: Dict[Any, List[float]] = {}
         for r in rows:
             if r[by] == m and r.get(y) is not None and np.isfinite(r[y]):
-                pts.setdefault(round(float(r[x]), 6), []).append(float(r[y]))
+                level = r.get("level", r.get("target_density"))
+                level = round(float(r[x]), 6) if level is None else level
+                kept.setdefault(level, []).append(float(r[x]))
+                pts.setdefault(level, []).append(float(r[y]))
         if not pts:
             continue
-        xs = np.array(sorted(pts))
-        vals = [np.array(pts[v]) for v in xs]
+        levels = sorted(pts, key=lambda v: np.mean(kept[v]))
+        xs = np.array([np.mean(kept[v]) for v in levels])
+        vals = [np.array(pts[v]) for v in levels]
         mean = np.array([v.mean() for v in vals])
         lo = np.array([v.min() if band == "minmax" else v.mean() - v.std() for v in vals])
         hi = np.array([v.max() if band == "minmax" else v.mean() + v.std() for v in vals])
@@ -230,6 +239,7 @@ def finish(fig, fig_dir: str | os.PathLike, file: str, *, title: str, caption_te
     """Footer with the setup, save PNG+PDF, and record the caption: the last line of every figure cell."""
     if setup:
         caption(fig, setup)
+    thin_tick_labels(fig)
     bad = covered(fig)
     if bad:  # a box on data: place it with place_legend / place_text / legend_outside
         import warnings

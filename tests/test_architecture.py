@@ -223,3 +223,15 @@ def test_long_functions_say_why():
                 if node.end_lineno - start + 1 > 55 and "Long on purpose" not in doc:
                     long.append(f"{module}.{node.name} ({node.end_lineno - start + 1} lines)")
     assert not long, long
+
+
+def test_sources_cite_papers_not_our_internal_documents():
+    """Comments and docstrings cite a paper or the official code, never a document a reader of the
+    repository does not have (a research brief, an issue)."""
+    import re
+
+    pattern = re.compile(r"\b(the|research|our) brief\b|\bthe issue\b", re.IGNORECASE)
+    files = sorted((ROOT / "pai").rglob("*.py")) + sorted((ROOT / "notebooks").glob("*.py"))
+    bad = [f"{path.relative_to(ROOT)}:{i}" for path in files
+           for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not bad, bad

@@ -179,3 +179,35 @@ def test_integer_epoch_ticks():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
     plt.close(fig)
+
+
+def test_tick_labels_that_would_overprint_are_blanked():
+    # the expander sweep's MLP levels: 0.00783 and 0.0108 sit closer on a log axis than their labels are wide
+    fig, ax = plt.subplots(figsize=(2.0, 2.0))
+    ax.set_xscale("log")
+    ax.plot([0.0078, 0.03], [0, 1])
+    ticks = [0.00783, 0.0108, 0.0307]
+    ax.set_xticks(ticks, ["0.00783", "0.0108", "0.0307"])
+    r = _drawn(fig)
+    boxes = [t.get_window_extent(r) for t in ax.get_xticklabels()]
+    assert boxes[0].x1 > boxes[1].x0  # they overprint as set
+    assert plots.thin_tick_labels(fig) == 1
+    r = _drawn(fig)
+    shown = [(t.get_text(), t.get_window_extent(r)) for t in ax.get_xticklabels() if t.get_text()]
+    assert [s for s, _ in shown] == ["0.00783", "0.0307"] and list(ax.get_xticks()) == ticks
+    assert all(a.x1 < b.x0 for (_, a), (_, b) in zip(shown, shown[1:]))
+    assert plots.thin_tick_labels(fig) == 0  # nothing left to blank
+    plt.close(fig)
+
+
+def test_density_curves_average_the_seeds_of_one_level():
+    # a Bernoulli mask keeps a different density in every seed: one point per target, at the mean kept density
+    rows = [{"method": "random-graph", "target_density": t, "density": t * f, "acc": a}
+            for t, fs, accs in [(0.02, (0.9, 1.0, 1.1), (0.1, 0.6, 0.5)), (0.05, (0.98, 1.0, 1.02), (0.8, 0.7, 0.9))]
+            for f, a in zip(fs, accs)]
+    fig, ax = plt.subplots()
+    plots.density_curves(ax, rows, y="acc")
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), [0.02, 0.05])
+    np.testing.assert_allclose(line.get_ydata(), [0.4, 0.8])
+    plt.close(fig)

@@ -44,14 +44,15 @@ Named options, and why:
 * ``dtype=torch.float64``: path products over many layers under- or overflow float32 (ResNet-50 at
   0.01 keeps no input->output path in float32); float64 scores are exact where float32 collapses.
   :func:`pai.prune` warns about a collapsed mask (empty layers, no path) and names this fix; the
-  official code aborts only when the count is 5 or more off (issue #12) and says nothing otherwise.
+  official code aborts only when the count is 5 or more off (ganguli-lab/Synaptic-Flow GitHub issue
+  #12) and says nothing otherwise.
 * ``rule="exact"``: keep exactly ``round(d_k · N)`` weights, ties broken by position (earlier layer,
   then lower index; :func:`select_top`).  The threshold rule prunes *all* weights tied at τ, so at
   high compression (or after float32 underflow, where many scores are equal) it keeps fewer
   weights than asked; the exact count makes densities comparable across methods.  It differs from
   the published masks (IoU 0.85 on ResNet-20 at 0.01 in float64).
 
-Not reproduced: the issue-#12 abort (replaced by the degenerate-mask check of :func:`pai.prune`).
+Not reproduced: that abort (replaced by the degenerate-mask check of :func:`pai.prune`).
 Speed (ResNet-18: ~11 M weights, 100 steps): one copy of the model is made once, pruned weights
 are zeroed in it in place, ``torch.autograd.grad`` runs only for the prunable weights, and the
 scores, top-k and bookkeeping touch only the still-kept weights (a list of their flat indices), so

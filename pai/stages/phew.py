@@ -33,11 +33,12 @@ def geometry_csv(geometry: pd.DataFrame) -> pd.DataFrame:
 
 
 def curve_rows(table: pd.DataFrame, y: str) -> List[Dict[str, Any]]:
-    """Rows ``{label, density, y}`` for :func:`pai.plots.density_curves` with ``by="label"``: ``density``
+    """Rows ``{label, density, target_density, y}`` for :func:`pai.plots.density_curves` with ``by="label"``: ``density``
     is the density the mask keeps (``kept_density`` in a geometry table, ``density`` in results)."""
     table = table if "label" in table.columns else add_labels(table)
     kept = "kept_density" if "kept_density" in table.columns else "density"
-    return [{"label": r["label"], "density": float(r[kept]), y: float(r[y])}
+    target = "target_density" if "target_density" in table.columns else "density"
+    return [{"label": r["label"], "density": float(r[kept]), "target_density": float(r[target]), y: float(r[y])}
             for r in table.to_dict("records") if r.get("method") != "dense"]
 
 
