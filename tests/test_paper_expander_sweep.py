@@ -131,3 +131,32 @@ def test_sweep_specs_per_model_levels_and_the_dense_baselines():
     layers = pd.DataFrame({"layer_index": [0, 0, 1, 1], "label": ["xnet", "rreg"] * 2,
                            "kept_fraction": [0.06, 1.0, 1.0, 1.0]})
     assert sparse_layers(layers)["layer_index"].tolist() == [0, 0]  # the stem RReg alone keeps dense stays
+
+
+def test_tiny_imagenet_profile_is_the_rreg_tiny_table():
+    """paper-rreg-tiny: every model of the published Tiny-ImageNet table at d = 3 with the official per-family
+    recipe; every spec passes the checks a sweep runs, and each published row finds its run."""
+    from pai.params import stage_params
+    from pai.runs import check_spec
+    from pai.stages.expanders import paper_comparison, sweep_specs
+
+    p = yaml.safe_load((ROOT / "params" / "profiles" / "paper-rreg-tiny" / "expander_sweep.yaml").read_text())
+    table_rows = pd.read_csv(ROOT / "pai" / "published.csv").query("work == 'rreg' and table_or_figure == 'Tiny-ImageNet table'")
+    assert p["dataset"] == "tiny-imagenet" and p["degrees"] == [3] and set(p["models"]) == set(table_rows["model"])
+    for model in p["models"]:  # StepLR x0.5 every 30 epochs above min_lr: VGG 5e-4 (six halvings), ResNets 1e-5
+        lr, steps = p["lr"][model], len(p["milestones"][model])
+        assert (lr, p["batch_size"][model], steps) == ((0.05, 1024, 6) if model == "vgg16" else (0.1, 128, 9))
+        assert p["milestones"][model] == pytest.approx([0.1 * (i + 1) for i in range(steps)])
+        if model == "vgg16":
+            assert lr * 0.5 ** steps > 5e-4 >= lr * 0.5 ** (steps + 1)
+    params = stage_params(p)
+    specs = sweep_specs(params, p["methods"], degrees=p["degrees"])
+    assert len(specs) == 4 * len(p["models"])
+    for spec in specs:
+        check_spec(spec)
+    ours = pd.DataFrame([{"model": s.train.model, "dataset": s.train.dataset, "method": s.prune.method, "seed": s.train.seed,
+                          "target_density": s.prune.density, "opt_degree": s.prune.options.get("degree"),
+                          "final_test_acc": 0.5} for s in specs])
+    versus = paper_comparison(ours, "rreg")
+    tiny = versus[versus["table_or_figure"] == "Tiny-ImageNet table"]
+    assert len(tiny) == len(table_rows) == 36 and (tiny["n_seeds"] == 1).all()
