@@ -171,7 +171,7 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
         if len(ticks) > 6:  # thin crowded ticks
             ticks = [t for i, t in enumerate(ticks) if i % 2 == 0]
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+        ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
     ax.set_xlabel("density (fraction of weights kept)" if x == "density" else x)
     ax.set_ylabel(ylabel or y)
 

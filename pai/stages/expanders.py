@@ -189,7 +189,7 @@ def level_ticks(ax, rows: pd.DataFrame) -> None:
 
     kept = rows.groupby("level")["density"].mean().sort_values()
     ax.xaxis.set_minor_formatter(mt.NullFormatter())
-    ax.set_xticks(kept.to_numpy(), [f"{v:.3g}" for v in kept])
+    ax.set_xticks(kept.to_numpy(), [f"{v:.2g}" for v in kept])
 
 
 def layer_series(layers: pd.DataFrame, column: str, methods: Sequence[str]) -> Dict[str, List[np.ndarray]]:
