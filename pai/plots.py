@@ -132,6 +132,13 @@ def correlation_scatter(ax, x: Sequence[float], y: Sequence[float], *, groups: S
     return out
 
 
+def error_span(center, low, high) -> List[np.ndarray]:
+    """``[center - low, high - center]`` for ``errorbar``/``bar``, clipped at 0: the mean of equal values
+    can exceed their max by one rounding step, and matplotlib refuses a negative error."""
+    center, low, high = (np.atleast_1d(np.asarray(v, float)) for v in (center, low, high))
+    return [np.maximum(center - low, 0.0), np.maximum(high - center, 0.0)]
+
+
 def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] | None = None,
                    x: str = "density", ylabel: str = "", logx: bool = True, band: str = "minmax",
                    by: str = "method") -> None:
@@ -207,13 +214,13 @@ def grouped_bars(ax, categories: Sequence[str], series: Dict[str, Sequence], *, 
                 continue
             xs.append(i + (j - (len(labels) - 1) / 2) * step)
             ms.append(v.mean())
-            lo.append(v.mean() - v.min())
-            hi.append(v.max() - v.mean())
+            lo.append(v.min())
+            hi.append(v.max())
         means[lab] = ms
         if not xs:
             continue
         ax.bar(xs, ms, width=step, color=st["color"], hatch=st["hatch"], edgecolor="black", lw=0.4, label=lab,
-               yerr=[lo, hi] if error == "minmax" else None, capsize=2)
+               yerr=error_span(ms, lo, hi) if error == "minmax" else None, capsize=2)
     ax.set_xticks(range(len(categories)), list(categories))
     if ylabel:
         ax.set_ylabel(ylabel)

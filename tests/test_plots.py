@@ -211,3 +211,23 @@ def test_density_curves_average_the_seeds_of_one_level():
     np.testing.assert_allclose(line.get_xdata(), [0.02, 0.05])
     np.testing.assert_allclose(line.get_ydata(), [0.4, 0.8])
     plt.close(fig)
+
+
+def test_error_bars_of_equal_seeds_do_not_go_negative():
+    # three seeds with the same node count (every node alive): their float mean sits one rounding step
+    # below their min, which made matplotlib refuse the node-path figure on the cpu profile
+    import pandas as pd
+
+    from pai.stages.node_path import draw_paths_vs_nodes
+
+    a = float(np.log(355.0))
+    assert pd.Series([a] * 3).mean() < a  # the rounding this guards against
+    geo = pd.DataFrame([{"label": lab, "target_density": d, "seed": s, "ln_effective_nodes": a if d > 0.05 else 4.0 + s / 10,
+                         "log10_paths": 10 * d + s / 100} for lab in ("npb", "synflow") for d in (0.01, 0.1, 0.3)
+                        for s in range(3)])
+    fig, ax = plt.subplots()
+    numbers = draw_paths_vs_nodes(ax, geo, ["npb", "synflow"])
+    assert len(numbers) == 6
+    lo, hi = plots.error_span([a, 1.0], [a, 0.5], [a, 2.0])
+    assert (lo >= 0).all() and (hi >= 0).all() and hi[1] == 1.0 and lo[1] == 0.5
+    plt.close(fig)

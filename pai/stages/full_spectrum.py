@@ -112,7 +112,7 @@ def correlation_forest(ax, corr: pd.DataFrame) -> Dict[str, float]:
             rho, lo, hi = getattr(row, f"rho_{kind}"), getattr(row, f"low_{kind}"), getattr(row, f"high_{kind}")
             if not np.isfinite(rho):
                 continue
-            err = [[rho - lo], [hi - rho]] if np.isfinite(lo) and np.isfinite(hi) else None
+            err = plots.error_span(rho, lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
             ax.errorbar(rho, y + offset, xerr=err, fmt="o", ms=5, mfc=face, mec="black", color="black", lw=1,
                         capsize=2, label=("pooled over densities" if kind == "pooled" else "within density")
                         if y == ys[0] else None)
@@ -180,7 +180,7 @@ def meta_bars(ax, meta: pd.DataFrame, dense: Sequence[float] = ()) -> Dict[str, 
             x = i + (j - (len(here) - 1) / 2) * step
             ax.bar(x, acc.mean(), width=step, color=plots.color("lth" if g == "LTH" else g),
                    hatch=hatches.get(k), edgecolor="black", lw=0.4,
-                   yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]], capsize=2)
+                   yerr=plots.error_span(acc.mean(), acc.min(), acc.max()), capsize=2)
             numbers[f"{g} {k} acc"] = float(acc.mean())
     handles = [plots.patch_handle("#dddddd", k, hatches[k]) for k in kinds]
     if len(dense):

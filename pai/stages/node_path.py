@@ -83,8 +83,8 @@ def draw_paths_vs_nodes(ax, geo: pd.DataFrame, labels: Sequence[str]) -> Dict[st
             continue
         st = plots.style_of(label)
         x, y = sub["ln_effective_nodes"].to_numpy(), sub["log10_paths"].to_numpy()
-        ax.errorbar(x, y, xerr=[x - sub["ln_effective_nodes_min"], sub["ln_effective_nodes_max"] - x],
-                    yerr=[y - sub["log10_paths_min"], sub["log10_paths_max"] - y], fmt="none",
+        ax.errorbar(x, y, xerr=plots.error_span(x, sub["ln_effective_nodes_min"], sub["ln_effective_nodes_max"]),
+                    yerr=plots.error_span(y, sub["log10_paths_min"], sub["log10_paths_max"]), fmt="none",
                     ecolor=st["color"], elinewidth=0.6, alpha=0.6, capsize=0)
         ax.plot(x, y, color=st["color"], ls=st["linestyle"], lw=0.9, alpha=0.7)
         ax.scatter(x, y, s=[sizes[d] for d in sub["target_density"]], color=st["color"], marker=st["marker"],
