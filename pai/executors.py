@@ -34,6 +34,24 @@ def _bar(total: int, progress: bool | None, desc: str):
     return progress_reporter(total, progress, desc)
 
 
+def _tick(bar, seconds: float) -> None:
+    """One finished item: :class:`pai.progress.Progress` takes its run time (a cache hit is instant);
+    a tqdm bar just counts."""
+    if getattr(bar, "takes_seconds", False):
+        bar.update(seconds=seconds)
+    else:
+        bar.update()
+
+
+def _timed(fn: Callable[[Any], Any], item: Any) -> tuple:
+    """``(seconds, fn(item))``, timed where it runs (a worker process or a Ray task)."""
+    import time
+
+    start = time.perf_counter()
+    result = fn(item)
+    return time.perf_counter() - start, result
+
+
 def _worker_init(threads: int, gpu_queue=None) -> None:
     import torch
 
@@ -49,8 +67,9 @@ def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: i
     if workers <= 1:
         results = []
         for item in items:
-            results.append(fn(item))
-            bar.update()
+            seconds, result = _timed(fn, item)
+            results.append(result)
+            _tick(bar, seconds)
         bar.close()
         return results
 
@@ -69,10 +88,10 @@ def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: i
     results: List[Any] = [None] * len(items)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(threads, gpu_queue)) as pool:
-        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        futures = {pool.submit(_timed, fn, item): i for i, item in enumerate(items)}
         for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            bar.update()
+            seconds, results[futures[fut]] = fut.result()
+            _tick(bar, seconds)
     bar.close()
     return results
 
@@ -103,8 +122,8 @@ def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         for ref in done:
-            results[index[ref]] = ray.get(ref)
-            bar.update()
+            seconds, results[index[ref]] = ray.get(ref)
+            _tick(bar, seconds)
     bar.close()
     if shutdown or (shutdown is None and started_here):
         ray.shutdown()
@@ -115,4 +134,4 @@ def _call_with_threads(fn: Callable[[Any], Any], item: Any, threads: int) -> Any
     import torch
 
     torch.set_num_threads(threads)
-    return fn(item)
+    return _timed(fn, item)

@@ -4,7 +4,9 @@ Under DVC and papermill nothing is a terminal, so a tqdm bar (which redraws one 
 :class:`Progress` prints a plain line instead, ``runs 12/40 | elapsed 3m05s | about 7m12s left``, which
 papermill's log and the executed notebook both keep.  The estimate is the mean time per run that did
 work so far times the runs left: a run that returns at once (its result was cached) is not counted as
-work, so a resumed sweep does not promise to finish in seconds.  :func:`progress_reporter` picks the
+work, so a resumed sweep does not promise to finish in seconds.  Executors pass each item's own run time
+(measured where it ran); without it, a run finishing right after the previous one is taken as cached,
+which two parallel workers finishing together would fool.  :func:`progress_reporter` picks the
 tqdm bar on a terminal and the lines elsewhere.
 """
 from __future__ import annotations
@@ -24,8 +26,11 @@ def _clock(seconds: float) -> str:
 class Progress:
     """``update()`` once per finished run prints ``<desc> k/N | elapsed | about T left``.
 
-    ``instant``: a run finishing within this many seconds of the previous event is taken as a cache hit
-    and left out of the time-per-run estimate (a real run of a sweep takes far longer)."""
+    ``instant``: a run that took less than this many seconds (``update(seconds=...)``, or, when its time
+    is not given, that finished within this long of the previous event) is taken as a cache hit and left
+    out of the time-per-run estimate (a real run of a sweep takes far longer)."""
+
+    takes_seconds = True  # update(seconds=...) from the executors
 
     def __init__(self, total: int, desc: str = "runs", *, stream: Optional[TextIO] = None, instant: float = 0.2,
                  clock: Callable[[], float] = time.monotonic):
@@ -48,14 +53,14 @@ class Progress:
         cached = f" ({self.cached} cached)" if self.cached else ""
         return f"{self.desc} {self.done}/{self.total}{cached} | elapsed {_clock(now - self.start)} | {eta}"
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, *, seconds: Optional[float] = None) -> None:
         now = self.clock()
         gap = now - self.last
-        for _ in range(n):
-            self.done += 1
-            if gap < self.instant:
-                self.cached += 1
-        if gap >= self.instant:
+        cached = (seconds if seconds is not None else gap) < self.instant
+        self.done += n
+        if cached:
+            self.cached += n
+        else:
             self.work_seconds += gap
         self.last = now
         print(self.line(), file=self.stream or sys.stderr, flush=True)
@@ -65,7 +70,9 @@ class Progress:
 
 
 class _Silent:
-    def update(self, n: int = 1) -> None:
+    takes_seconds = True
+
+    def update(self, n: int = 1, *, seconds: Optional[float] = None) -> None:
         pass
 
     def close(self) -> None:

@@ -54,3 +54,26 @@ def test_local_executor_prints_a_line_per_run(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     assert [line.split(" |")[0] for line in err] == ["runs 1/3 (1 cached)", "runs 2/3 (2 cached)",
                                                       "runs 3/3 (3 cached)"]
+
+
+def test_runs_finishing_together_are_not_taken_for_cache_hits():
+    # two parallel workers finish two real runs in the same instant: their own run times say they worked
+    clock, out = Clock(), io.StringIO()
+    p = Progress(4, "runs", stream=out, clock=clock)
+    clock.t += 60
+    p.update(seconds=60.0)
+    p.update(seconds=59.9)  # same instant, the other worker
+    p.update(seconds=0.01)  # a real cache hit
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "runs 2/4 | elapsed 1m00s | about 1m00s left"
+    assert lines[2].startswith("runs 3/4 (1 cached)")
+
+
+def test_parallel_executor_reports_run_times(capsys):
+    import time
+
+    from pai import executors
+
+    executors.local_executor(time.sleep, [0.3, 0.3], workers=2, desc="runs")
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" |")[0] for line in err] == ["runs 1/2", "runs 2/2"]
