@@ -145,8 +145,8 @@ def density_curves(ax, rows: Iterable[Dict], *, y: str, methods: Sequence[str] |
     """Mean of ``y`` per (method, density) with a band over seeds (min-max as the SynFlow figures).
 
     x is the density each mask actually keeps (``density``; its mean over the seeds of one level), not the
-    target.  ``by="label"`` draws one
-    curve per variant label (``pai.variants.label_row``) in its method's colour and its own line style."""
+    target.  ``by="label"`` draws one curve per variant label (``pai.variants.label_row``) in its
+    method's colour and its own line style."""
     rows = list(rows)
     methods = methods or list(dict.fromkeys(r[by] for r in rows))
     for m in methods:

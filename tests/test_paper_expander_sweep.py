@@ -141,7 +141,9 @@ def test_tiny_imagenet_profile_is_the_rreg_tiny_table():
     from pai.stages.expanders import paper_comparison, sweep_specs
 
     p = yaml.safe_load((ROOT / "params" / "profiles" / "paper-rreg-tiny" / "expander_sweep.yaml").read_text())
-    table_rows = pd.read_csv(ROOT / "pai" / "published.csv").query("work == 'rreg' and table_or_figure == 'Tiny-ImageNet table'")
+    from pai.published import load_published
+
+    table_rows = load_published("rreg").query("table_or_figure == 'Tiny-ImageNet table'")
     assert p["dataset"] == "tiny-imagenet" and p["degrees"] == [3] and set(p["models"]) == set(table_rows["model"])
     for model in p["models"]:  # StepLR x0.5 every 30 epochs above min_lr: VGG 5e-4 (six halvings), ResNets 1e-5
         lr, steps = p["lr"][model], len(p["milestones"][model])
@@ -154,9 +156,9 @@ def test_tiny_imagenet_profile_is_the_rreg_tiny_table():
     assert len(specs) == 4 * len(p["models"])
     for spec in specs:
         check_spec(spec)
-    ours = pd.DataFrame([{"model": s.train.model, "dataset": s.train.dataset, "method": s.prune.method, "seed": s.train.seed,
-                          "target_density": s.prune.density, "opt_degree": s.prune.options.get("degree"),
-                          "final_test_acc": 0.5} for s in specs])
+    ours = pd.DataFrame([{"model": s.train.model, "dataset": s.train.dataset, "method": s.prune.method,
+                          "seed": s.train.seed, "target_density": s.prune.density,
+                          "opt_degree": s.prune.options.get("degree"), "final_test_acc": 0.5} for s in specs])
     versus = paper_comparison(ours, "rreg")
     tiny = versus[versus["table_or_figure"] == "Tiny-ImageNet table"]
     assert len(tiny) == len(table_rows) == 36 and (tiny["n_seeds"] == 1).all()

@@ -222,9 +222,9 @@ def test_error_bars_of_equal_seeds_do_not_go_negative():
 
     a = float(np.log(355.0))
     assert pd.Series([a] * 3).mean() < a  # the rounding this guards against
-    geo = pd.DataFrame([{"label": lab, "target_density": d, "seed": s, "ln_effective_nodes": a if d > 0.05 else 4.0 + s / 10,
-                         "log10_paths": 10 * d + s / 100} for lab in ("npb", "synflow") for d in (0.01, 0.1, 0.3)
-                        for s in range(3)])
+    geo = pd.DataFrame([{"label": lab, "target_density": d, "seed": s, "log10_paths": 10 * d + s / 100,
+                         "ln_effective_nodes": a if d > 0.05 else 4.0 + s / 10}
+                        for lab in ("npb", "synflow") for d in (0.01, 0.1, 0.3) for s in range(3)])
     fig, ax = plt.subplots()
     numbers = draw_paths_vs_nodes(ax, geo, ["npb", "synflow"])
     assert len(numbers) == 6

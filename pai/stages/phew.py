@@ -33,8 +33,9 @@ def geometry_csv(geometry: pd.DataFrame) -> pd.DataFrame:
 
 
 def curve_rows(table: pd.DataFrame, y: str) -> List[Dict[str, Any]]:
-    """Rows ``{label, density, target_density, y}`` for :func:`pai.plots.density_curves` with ``by="label"``: ``density``
-    is the density the mask keeps (``kept_density`` in a geometry table, ``density`` in results)."""
+    """Rows ``{label, density, target_density, y}`` for :func:`pai.plots.density_curves` with
+    ``by="label"``: ``density`` is the density the mask keeps (``kept_density`` in a geometry table,
+    ``density`` in results), ``target_density`` the level its seeds share."""
     table = table if "label" in table.columns else add_labels(table)
     kept = "kept_density" if "kept_density" in table.columns else "density"
     target = "target_density" if "target_density" in table.columns else "density"
