@@ -187,12 +187,6 @@ def diverged(run_dir: Optional[Path], epoch: int, reason: str, config: Mapping[s
     return TrainingDiverged(epoch, reason, None if run_dir is None else str(run_dir))
 
 
-def load_diverged(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
-    if run_dir is None or not RunDir(run_dir).diverged.is_file():
-        return None
-    return load_json(RunDir(run_dir).diverged, what="divergence record", fix="delete it")
-
-
 def load_result(run_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
     if run_dir is None or not RunDir(run_dir).result.is_file():
         return None

@@ -73,17 +73,6 @@ def final_model_of_run(spec: SpecLike, root: str | Path):
     return model
 
 
-def layer_table_of_run(spec: SpecLike, root: str | Path):
-    """Per-layer metrics (``pai.metrics.layer_metrics``) of a run's mask at initialisation, as a DataFrame,
-    with each layer's channel-level spectral gap (``channel_gap``)."""
-    import pandas as pd
-
-    mask = mask_of_run(spec, root)
-    table = pd.DataFrame(metrics.layer_metrics(init_model_of_run(spec, root), mask))
-    table["channel_gap"] = [metrics.spectral_gap(metrics.biadjacency(None, mask[k], "channel")) for k in table.layer]
-    return table
-
-
 def moving_distance_of_run(spec: SpecLike, root: str | Path) -> float:
     """Full-spectrum moving distance of a finished run (``pai.metrics.moving_distance``, our reading stated
     there) between the mask at its initial and at its trained weights.  NaN for a dense run."""
@@ -182,15 +171,3 @@ def itop_trajectories(results: List[Dict[str, Any]], *, seed: int) -> Dict[float
     """``{target density: itop_trajectory}`` of the DST runs trained with ``seed``, in the order given."""
     return {r["spec"]["prune"]["density"]: itop_trajectory(r) for r in results
             if regime_of(r["spec"]) == "dst" and r["spec"]["train"]["seed"] == seed and r.get("train")}
-
-
-def training_curves(results: List[Dict[str, Any]], *, methods: Sequence[str], density: float, seed: int,
-                    epochs: int) -> Dict[str, List[Dict[str, float]]]:
-    """``{method: the first epochs of its history}`` of the runs at ``density`` trained with ``seed``."""
-    out = {}
-    for r in results:
-        p = r["spec"]["prune"]
-        if (p["method"] in methods and math.isclose(p["density"], density) and r["spec"]["train"]["seed"] == seed
-                and r.get("train")):  # a diverged run has no curve
-            out[p["method"]] = r["train"]["history"][:epochs]
-    return out
