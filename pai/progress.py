@@ -1,4 +1,8 @@
-"""Progress of a sweep: a line per finished run, so a long ``dvc repro`` never sits in silence.
+"""Progress of long work, one rule for all of pai (:func:`progress_reporter`): ``progress=False`` shows
+nothing; ``True``, or ``None`` on a terminal, a tqdm bar; ``None`` elsewhere (DVC, papermill, a log file)
+plain lines, at most one per ``interval`` seconds plus the last.  Sweeps print a line per finished run,
+so a long ``dvc repro`` never sits in silence; inner loops (training steps, PAGS candidates, JPEG
+decoding) a line every half minute at most.
 
 Under DVC and papermill nothing is a terminal, so a tqdm bar (which redraws one line) would be off;
 :class:`Progress` prints a plain line instead, ``runs 12/40 | elapsed 3m05s | about 7m12s left``, which
@@ -33,12 +37,13 @@ class Progress:
     takes_seconds = True  # update(seconds=...) from the executors
 
     def __init__(self, total: int, desc: str = "runs", *, stream: Optional[TextIO] = None, instant: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, interval: float = 0.0, initial: int = 0):
         self.total, self.desc, self.instant, self.clock = int(total), desc, instant, clock
-        self.stream = stream
-        self.done = self.cached = 0
-        self.start = self.last = clock()
+        self.stream, self.interval = stream, interval
+        self.done, self.cached = int(initial), 0
+        self.start = self.last = self.printed = clock()
         self.work_seconds = 0.0
+        self.postfix = ""
 
     def line(self) -> str:
         now = self.clock()
@@ -51,7 +56,11 @@ class Progress:
         else:
             eta = "time left unknown yet"
         cached = f" ({self.cached} cached)" if self.cached else ""
-        return f"{self.desc} {self.done}/{self.total}{cached} | elapsed {_clock(now - self.start)} | {eta}"
+        return f"{self.desc} {self.done}/{self.total}{cached} | elapsed {_clock(now - self.start)} | {eta}{self.postfix}"
+
+    def set_postfix(self, **values) -> None:
+        """Values shown after the line (tqdm's counterpart), e.g. the last epoch's loss."""
+        self.postfix = "".join(f" | {k} {v}" for k, v in values.items())
 
     def update(self, n: int = 1, *, seconds: Optional[float] = None) -> None:
         now = self.clock()
@@ -63,7 +72,9 @@ class Progress:
         else:
             self.work_seconds += gap
         self.last = now
-        print(self.line(), file=self.stream or sys.stderr, flush=True)
+        if now - self.printed >= self.interval or self.done >= self.total:
+            self.printed = now
+            print(self.line(), file=self.stream or sys.stderr, flush=True)
 
     def close(self) -> None:
         """Nothing to tear down (a tqdm bar's counterpart)."""
@@ -75,17 +86,23 @@ class _Silent:
     def update(self, n: int = 1, *, seconds: Optional[float] = None) -> None:
         pass
 
+    def set_postfix(self, **values) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def progress_reporter(total: int, progress: bool | None, desc: str = "runs"):
-    """``progress=None``: a tqdm bar when stderr is a terminal, else :class:`Progress` lines; ``True``: the
-    bar; ``False``: nothing.  Either has ``update()`` and ``close()``."""
+def progress_reporter(total: int, progress: bool | None, desc: str = "runs", *, unit: str = "run",
+                      interval: float = 0.0, initial: int = 0, leave: bool = True):
+    """The one rule: ``progress=False`` nothing; ``True``, or ``None`` when stderr is a terminal, a tqdm bar;
+    ``None`` elsewhere :class:`Progress` lines, at most one per ``interval`` seconds plus the last.  Each has
+    ``update()``, ``set_postfix()`` and ``close()``."""
     if progress is False:
         return _Silent()
     if progress or sys.stderr.isatty():
         from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
 
-        return tqdm(total=total, desc=desc, unit="run")
-    return Progress(total, desc)
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, dynamic_ncols=True)
+    # a sweep's run that returns at once was cached; a step or an image is simply fast
+    return Progress(total, desc, interval=interval, initial=initial, instant=0.2 if unit == "run" else 0.0)

@@ -37,6 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .io import atomic_write
+from .progress import progress_reporter
 
 NUM_CLASSES = 200
 IMAGE_SIZE = 64
@@ -153,11 +154,12 @@ def scan(folder: Path) -> Tuple[List[Tuple[Path, int]], List[Tuple[Path, int]]]:
 def decode(items: Sequence[Tuple[Path, int]], desc: str) -> Tuple[np.ndarray, np.ndarray]:
     """JPEGs -> (N, 3, 64, 64) uint8 and (N,) int64, with a progress bar."""
     from PIL import Image, UnidentifiedImageError
-    from tqdm.auto import tqdm
 
     x = np.empty((len(items), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     y = np.fromiter((label for _, label in items), dtype=np.int64, count=len(items))
-    for i, (path, _) in enumerate(tqdm(items, desc=desc, unit="img", mininterval=1.0)):
+    bar = progress_reporter(len(items), None, desc, unit="img", interval=30.0)
+    for i, (path, _) in enumerate(items):
+        bar.update()
         try:
             with Image.open(path) as im:
                 pixels = np.asarray(im.convert("RGB"))
@@ -167,6 +169,7 @@ def decode(items: Sequence[Tuple[Path, int]], desc: str) -> Tuple[np.ndarray, np
             raise LayoutError(_fix(f"{path} is {pixels.shape[1]}x{pixels.shape[0]}, "
                                    f"Tiny-ImageNet images are {IMAGE_SIZE}x{IMAGE_SIZE}"))
         x[i] = pixels.transpose(2, 0, 1)
+    bar.close()
     return x, y
 
 

@@ -41,8 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
-
 from . import checkpoint as ckpt
 from .checkpoint import TrainResult
 from .config import SCHEDULES, TrainConfig  # noqa: F401  (public API of pai.train)
@@ -51,6 +49,7 @@ from .errors import Parser, UserError, check_distinct, check_output, cli
 from .faults import fault_point
 from .io import clean_stale_temps
 from .masks import Mask, check_mask, load_mask, prunable_parameters
+from .progress import progress_reporter
 from .models import initial_model
 from .rundir import RunDir
 from .seed import seed_everything, torch_generator
@@ -160,9 +159,8 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
         ckpt.set_rng_state(found["rng"])
     loop = _Loop(cfg, device, data, model)
     n_steps = math.ceil(len(loop.x_train) / cfg.batch_size)
-    bar = tqdm(total=cfg.epochs * n_steps, initial=state.epoch * n_steps, unit="step", leave=False,
-               disable=not (progress if progress is not None else sys.stderr.isatty()),
-               desc=f"{cfg.model}/{cfg.dataset}", dynamic_ncols=True)
+    bar = progress_reporter(cfg.epochs * n_steps, progress, f"{cfg.model}/{cfg.dataset}", unit="step",
+                            interval=30.0, initial=state.epoch * n_steps, leave=False)
     try:
         for epoch in range(state.epoch, cfg.epochs):
             state.epoch = epoch + 1
@@ -300,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="mask file written by pai.masks.save_mask (python -m pai prune)")
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, final.pt, result.json); a rerun "
                    "resumes an interrupted run and reuses a finished one")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm bar (default: if a terminal)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, help="tqdm bar (default: a bar on a terminal, a line every 30 s elsewhere)")
     names = {"model": f"one of {', '.join(model_names())} (a -w<factor> suffix scales the width)",
              "dataset": f"one of {', '.join(dataset_names())}", "schedule": f"one of {', '.join(SCHEDULES)}"}
     for f in dataclasses.fields(TrainConfig):

@@ -1,6 +1,8 @@
 """pai.progress: a line per finished run with k/N, elapsed and an estimate that ignores cache hits."""
 import io
 
+import torch
+
 from pai.progress import Progress, progress_reporter
 
 
@@ -77,3 +79,31 @@ def test_parallel_executor_reports_run_times(capsys):
     executors.local_executor(time.sleep, [0.3, 0.3], workers=2, desc="runs")
     err = capsys.readouterr().err.splitlines()
     assert [line.split(" |")[0] for line in err] == ["runs 1/2", "runs 2/2"]
+
+
+def test_inner_loops_print_a_line_per_interval_and_the_last(capsys):
+    """Training steps off a terminal: the same rule as sweeps, throttled to one line per interval; a fast
+    step is not a cache hit."""
+    from pai.progress import progress_reporter
+
+    bar = progress_reporter(1000, None, "vgg/fashion-mnist", unit="step", interval=3600.0)
+    for _ in range(1000):
+        bar.update()
+    bar.set_postfix(loss="0.123")
+    bar.close()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("vgg/fashion-mnist 1000/1000 |") and "cached" not in err[0]
+    assert progress_reporter(10, False, unit="step").update() is None and not capsys.readouterr().err
+
+
+def test_training_off_a_terminal_reports_progress(capsys):
+    """pai.train under DVC or papermill (stderr not a terminal) says how far it is, instead of nothing."""
+    from pai.data import Dataset
+    from pai.train import TrainConfig, train
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 1, 8, 8, generator=g), torch.randint(0, 2, (64,), generator=g)
+    data = Dataset("toy", x, y, x[:16], y[:16], num_classes=2, in_channels=1, image_size=8, mean=(0.5,), std=(0.3,))
+    train(TrainConfig(model="lenet-300-100", dataset="toy", epochs=1, batch_size=32, eval_every=1), data=data,
+          model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)))
+    assert any(line.startswith("lenet-300-100/toy 2/2 |") for line in capsys.readouterr().err.splitlines())

@@ -61,7 +61,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -73,6 +72,7 @@ from torch import nn
 
 from . import get, needs_data, register_pruner, returns_state
 from ..masks import Mask, masks_equal, num_kept, prunable_parameters
+from ..progress import progress_reporter
 from ..seed import seed_everything, torch_generator
 
 SELECT = ("layerwise", "global")
@@ -156,13 +156,6 @@ def add_init_noise(model: nn.Module, seed: int, scale: float = 1.0) -> None:
         p.add_(torch.randn(p.shape, generator=g, dtype=torch.float32).mul_(std).to(p.device, p.dtype))
 
 
-def _progress_bar(total: int, progress: Optional[bool], desc: str):
-    from tqdm import tqdm  # plain bars: notebook widgets need ipywidgets
-
-    show = progress if progress is not None else sys.stderr.isatty()
-    return tqdm(total=total, disable=not show, desc=desc, unit="mask", leave=False, dynamic_ncols=True)
-
-
 def search(model: nn.Module, density: float, *, seed: int, data=None, generator: str = "random-erk",
            candidates: int = 100, select: str = "layerwise", generator_options: Mapping | None = None,
            candidate_options: Mapping | None = None, noise: Optional[bool] = None, noise_scale: float = 1.0,
@@ -213,7 +206,7 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     slack = None if max_density_drift is None else max_density_drift * kept_ref
     totals = [sum(s[0] for s in ref_scores.values())]
     seeds = [candidate_seed(seed, i) for i in range(1, candidates + 1)]
-    bar = _progress_bar(candidates, progress, f"pags/{generator}")
+    bar = progress_reporter(candidates, progress, f"pags/{generator}", unit="mask", interval=30.0, leave=False)
     try:
         for i, s in enumerate(seeds, start=1):
             mask = run(s, cand_opts, candidate_seed(seed, i, NOISE_STREAM) if noise else None)
