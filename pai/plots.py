@@ -21,7 +21,11 @@ from typing import Any, Dict, Iterable, List, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # notebooks under papermill and CI have no display
+# Files only (Agg) unless a backend was chosen: a Jupyter kernel (ipykernel sets MPLBACKEND to the inline
+# backend, interactive or under papermill) must keep it, or plt.show() draws nothing into the notebook;
+# scripts, workers and CI without a display get Agg as before.
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -38,11 +42,15 @@ PALETTE = {
 }
 
 
+# TrueType (Type 42) fonts in PDF/PS: matplotlib's default Type 3 fonts are refused by publishers' PDF checks
+EMBED_TRUETYPE = {"pdf.fonttype": 42, "ps.fonttype": 42}
+
+
 def style() -> None:
     plt.rcParams.update({
         "figure.dpi": 110, "savefig.dpi": 300, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
         "legend.fontsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-        "grid.alpha": 0.25, "figure.constrained_layout.use": True,
+        "grid.alpha": 0.25, "figure.constrained_layout.use": True, **EMBED_TRUETYPE,
     })
 
 
@@ -81,15 +89,17 @@ def caption(fig, text: str) -> None:
 
 
 def save(fig, path_stem: str | os.PathLike) -> List[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; return both paths."""
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically (PDF fonts embedded as TrueType); return both
+    paths.  Nothing is displayed here: the figure cell's ``plt.show()`` displays it once."""
     stem = Path(path_stem)
     out = []
     for ext in ("png", "pdf"):
         target = stem.with_suffix(f".{ext}")
         # no creation date in the PDF: the same figure gives the same bytes (DVC outputs stay stable)
         meta = {"CreationDate": None} if ext == "pdf" else None
-        atomic_write(target, lambda tmp, ext=ext, meta=meta: fig.savefig(tmp, format=ext, bbox_inches="tight",
-                                                                         metadata=meta))
+        with plt.rc_context(EMBED_TRUETYPE):
+            atomic_write(target, lambda tmp, ext=ext, meta=meta: fig.savefig(tmp, format=ext, bbox_inches="tight",
+                                                                             metadata=meta))
         out.append(target)
     return out
 
