@@ -90,6 +90,9 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
         recover_figures(final)
         params["fig_dir"] = str(Path(fig_dir).with_name(staging.name))
     nb = jupytext.read(src)
+    # the executed .ipynb is an output, not the .py's pair: with the source's "formats: py:percent" kept,
+    # JupyterLab's jupytext refuses to open it ("Unable to read paired notebook")
+    nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = {"name": kernel or default_kernel(), "display_name": "Python (pai)",
                                  "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,7 @@ def test_stage_notebook_runs_and_writes_its_artifacts(stage, tmp_path):
                        log_output=False)
     nb = nbformat.read(out, as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert "jupytext" not in nb.metadata, "an executed notebook paired with the .py does not open in JupyterLab"
     run_dir, fig_dir = Path(params["out_dir"]), Path(params["fig_dir"])
     table = pd.read_csv(run_dir / "results.csv")
     assert len(table) > 0 and table["final_test_acc"].between(0, 1).all()
