@@ -210,3 +210,26 @@ def test_notebook_text_has_no_hand_typed_numbers():
              for i, text in markdown_cells((ROOT / "notebooks" / src).read_text())
              if (nums := typed_numbers(text))]
     assert not found, "hand-typed numbers in notebook text:\n" + "\n".join(found)
+
+
+def test_figures_are_embedded_once_even_with_agg_inherited(tmp_path, monkeypatch):
+    """Two cells, as a stage notebook's figure cells: importing pai.plots in the kernel keeps the inline
+    backend, ``plt.show()`` embeds the figure once as a PNG, a displayed Figure is a PNG too, and
+    ``plots.finish`` still writes the PNG and PDF; an ``MPLBACKEND=Agg`` inherited from a CI environment
+    does not reach the kernel."""
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    src = tmp_path / "two_cells.py"
+    src.write_text('# %% tags=["parameters"]\nfig_dir = "figs"\n\n'
+                   "# %%\nimport matplotlib.pyplot as plt\nfrom IPython.display import display\n"
+                   "from pai import plots\nfig, ax = plt.subplots()\nax.plot([1, 2], [2, 1])\n"
+                   'plots.finish(fig, fig_dir, "line", title="t", caption_text="c")\nplt.show()\n\n'
+                   "# %%\nfig, ax = plt.subplots()\ndisplay(fig)\nplt.close(fig)\n")
+    out = run_notebook(src, tmp_path / "two_cells.ipynb", {"fig_dir": "figs"}, cwd=tmp_path, log_output=False)
+    cells = [c for c in nbformat.read(out, as_version=4).cells if "plt" in c.source]
+    assert len(cells) == 2
+    for cell in cells:
+        images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert len(images) == 1, cell.outputs
+    assert (tmp_path / "figs" / "line.png").stat().st_size > 1000 and (tmp_path / "figs" / "line.pdf").exists()
+    import os
+    assert os.environ["MPLBACKEND"] == "agg"  # restored for this process
