@@ -16,15 +16,25 @@ says what produced it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
 
 import matplotlib
 
-# Files only (Agg) unless a backend was chosen: a Jupyter kernel (ipykernel sets MPLBACKEND to the inline
-# backend, interactive or under papermill) must keep it, or plt.show() draws nothing into the notebook;
-# scripts, workers and CI without a display get Agg as before.
-if not os.environ.get("MPLBACKEND"):
+
+def _keep_backend() -> bool:
+    """Whether the backend chosen by ``MPLBACKEND`` stays: a Jupyter kernel's (ipykernel sets the inline
+    backend, interactive or under papermill; forcing Agg there makes ``plt.show()`` draw nothing into the
+    notebook) or one the user named.  A worker process a kernel started inherits the inline backend but
+    is no kernel, and scripts and CI without a display choose none: they get Agg (files only)."""
+    chosen = os.environ.get("MPLBACKEND", "")
+    if "backend_inline" in chosen:
+        return "ipykernel" in sys.modules
+    return bool(chosen)
+
+
+if not _keep_backend():
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402

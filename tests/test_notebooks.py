@@ -97,7 +97,8 @@ def check_figures_shown(nb, captions):
     assert shown == len(captions), f"{shown} figures shown, {len(captions)} saved"
     for cell in nb.cells:  # text with numbers is rendered from the tables (Markdown(stage.<...>_note(...)))
         if cell.cell_type == "code" and cell.source.startswith("Markdown("):
-            rendered = [o["data"]["text/markdown"] for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
+            rendered = [o["data"]["text/markdown"] for o in cell.get("outputs", [])
+                        if "text/markdown" in o.get("data", {})]
             assert len(rendered) == 1 and rendered[0].strip(), cell.source
 
 

@@ -267,7 +267,8 @@ def test_saved_pdf_embeds_truetype_not_type3_fonts(tmp_path):
 
 def test_backend_is_agg_in_scripts_and_the_kernels_own_in_jupyter():
     """A script without a display gets Agg; a Jupyter kernel (ipykernel sets MPLBACKEND to the inline
-    backend) keeps it, so ``plt.show()`` draws the figure into the notebook."""
+    backend) keeps it, so ``plt.show()`` draws the figure into the notebook; a process the kernel
+    started, inheriting the variable outside a kernel, gets Agg."""
     import os
     import subprocess
     import sys
@@ -277,6 +278,10 @@ def test_backend_is_agg_in_scripts_and_the_kernels_own_in_jupyter():
     script = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert script.stdout.strip().lower() == "agg"
     inline = "module://matplotlib_inline.backend_inline"
-    kernel = subprocess.run([sys.executable, "-c", code], env={**env, "MPLBACKEND": inline}, capture_output=True,
-                            text=True, check=True)
+    kernel = subprocess.run([sys.executable, "-c", "import ipykernel; " + code], env={**env, "MPLBACKEND": inline},
+                            capture_output=True, text=True, check=True)
     assert kernel.stdout.strip() == inline
+    # a worker a kernel started inherits MPLBACKEND but is no kernel: files only
+    worker = subprocess.run([sys.executable, "-c", code], env={**env, "MPLBACKEND": inline}, capture_output=True,
+                            text=True, check=True)
+    assert worker.stdout.strip().lower() == "agg"

@@ -2,9 +2,9 @@
 tables its figures and claims read, reshaped from the results, one module per stage.
 
 Kept out of the notebooks so that a notebook cell stays the question, one call, the figure and what
-it shows; kept out of :mod:`pai.experiments` because each piece serves one stage only.
+it shows; kept out of :mod:`pai.experiments` because each piece serves one stage only.  Their prose
+notes (``*_note``: Markdown a notebook renders under a figure) format numbers with :func:`fmt_number`.
 """
-
 from typing import Mapping
 
 

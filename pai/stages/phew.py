@@ -11,7 +11,9 @@ figures and claims read, reshaped from the sweep's results and the mask geometry
 - :func:`loss_curves`: training loss per epoch (mean and min-max over seeds) per label;
 - :func:`means_at`: one number per label at one level, for a figure's caption;
 - :func:`paper_table`: ``pai.published.paper_vs_ours`` of the faithful runs only;
-- :func:`geometry_setup`: the footer of a mask-only figure.
+- :func:`geometry_setup`: the footer of a mask-only figure;
+- :func:`trace_note`, :func:`width_note`, :func:`accuracy_note`: the Markdown the notebook renders under
+  each figure, every number in it computed from the tables (true under every profile and seed).
 """
 from __future__ import annotations
 
