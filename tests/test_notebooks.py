@@ -213,6 +213,7 @@ def test_notebook_text_has_no_hand_typed_numbers():
     assert not found, "hand-typed numbers in notebook text:\n" + "\n".join(found)
 
 
+@pytest.mark.slow  # one kernel start: ~15 s alone, ~50 s on the loaded 2-core box
 def test_figures_are_embedded_once_even_with_agg_inherited(tmp_path, monkeypatch):
     """Two cells, as a stage notebook's figure cells: importing pai.plots in the kernel keeps the inline
     backend, ``plt.show()`` embeds the figure once as a PNG, a displayed Figure is a PNG too, and
