@@ -156,6 +156,7 @@ def test_dvc_pipeline_is_valid():
 # texts need: everything else (a result, a count, a density) is rendered by a code cell from the tables.
 ALLOWED_IN_TEXT = {  # applied in this order
     "latex": r"\$\$.+?\$\$|\$[^$]+\$",  # an equation, e.g. density notation $10^{-2}$
+    "date": r"\b(?:19|20)\d\d-[01]\d-[0-3]\d\b",  # an ISO date: measured 2026-12-02
     "index in code": r"`\w+\[\d+\]`",  # `seeds[0]`
     "interval level": r"\b95\s?%(?=\s+(?:t\s+|Fisher-z\s+|confidence\s+)?intervals?\b)",  # a 95% t interval
     "citation": r"\b(?:ICML|ICLR|NeurIPS|CVPRW?|ECCV|ICCV|AAAI|IJCAI|JMLR|TMLR|arXiv)(?:\s+(?:19|20)\d\d|'\d\d)\b"
@@ -200,7 +201,7 @@ def test_typed_numbers_finds_results_and_passes_citations_names_and_equations():
     for fine in ("Patil & Dovrolis (ICML 2021)", "Eq. 3 of the paper", "NeurIPS'23 code", "Gebhart et al. 2021",
                  "LeNet-300-100, ResNet-20, VGG-11/4 on CIFAR-10", "`vgg11-w0.25` and `resnet20-w0.5`",
                  "density $10^{-2}$", "σ1 − σ2 and ℓ2", "log10 trace", "SynFlow-L2", "a 95% t interval",
-                 "seed `seeds[0]`", "SynFlow's Fig. 6 curves"):
+                 "seed `seeds[0]`", "SynFlow's Fig. 6 curves", "measured 2026-12-02"):
         assert not typed_numbers(fine), fine
 
 
