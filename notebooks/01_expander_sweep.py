@@ -24,18 +24,21 @@
 # the official code (`SamsungLabs/ExpandersPruning`, `pai.pruners.expanders`): `random-graph` keeps each
 # kernel with probability d/n_out, `xnet` gives every input node d distinct outputs, `rreg` gives the
 # larger side degree d and balances the smaller one by the configuration model (parallel edges collapse,
-# as the official networkx graph does), keeping the best of 100 such graphs by sampled vertex expansion.
+# as the official networkx graph does), keeping the best of `n_graphs` such graphs (the official count) by
+# sampled vertex expansion.
 # **One first/last-layer rule for all three methods** (`pai.pruners.expanders.dense_layer_rule`): the
-# classifier stays dense; VGG's stem is sparse (official VGG rule) and so is the MLP's 784→300 input layer.
-# On a 1-channel image the VGG stem (1→16 at width ¼) is where the methods differ most: RReg's smaller side
-# is one node, so its stem is complete, X-Net keeps d of the 16 outputs, and the Bernoulli random graph
-# keeps no stem kernel at all with probability (1 − d/16)^16 (36 % at d = 1) — the official rule on CIFAR's
-# 3→64 stem has the same imbalance (at d = 3 RReg keeps ~136 of 192 kernels, X-Net 9). The per-layer panel
-# below shows it; the MLP has no such layer and is the cleaner test. Without a `degrees` list the per-layer
-# degree follows from a global density (`allocation`: the same density in every sparse layer, the regular
-# side's degree rounded and at least 1), so each model has a **density floor** (one edge per node) and
-# every figure puts the density actually kept on its x-axis. Within a seed every method starts from the
-# same initialisation (`pai.train`); expansion and spectral gap are measured on the mask at initialisation.
+# classifier stays dense; VGG's stem is sparse (official VGG rule) and so is the MLP's input layer.
+# The VGG stem, with $n_{in}$ input channels (the image's) and $n_{out}$ outputs, is where the methods
+# differ most when $n_{in} \ll n_{out}$: RReg puts degree d on the larger side and keeps about
+# $\min(d\,n_{out}, n_{in} n_{out})$ kernels (on a grey image its smaller side is one node, so the stem is
+# complete), X-Net keeps $d\,n_{in}$, and the Bernoulli random graph keeps no kernel of an input channel
+# with probability $(1 - d/n_{out})^{n_{out}}$ — the official rule on CIFAR's colour stem has the same
+# imbalance. The per-layer panel below shows it; the MLP has no such layer and is the cleaner test. Without a
+# `degrees` list the per-layer degree follows from a global density (`allocation`: the same density in
+# every sparse layer, the regular side's degree rounded and at least one), so each model has a **density
+# floor** (one edge per node) and every figure puts the density actually kept on its x-axis. Within a seed
+# every method starts from the same initialisation (`pai.train`); expansion and spectral gap are measured on
+# the mask at initialisation.
 # The named variant `"rreg (exact degrees)"` (parallel edges repaired, so every degree is exact) can be
 # added to `methods`; it is plotted and tested beside the faithful RReg.
 
@@ -166,11 +169,11 @@ _ = save_table(within[["model", "label", "level", "seed", "expansion", "final_te
 # Seed by seed, the masks of the three graph models at one level: top, the spectral gap σ1 − σ2 of each
 # layer's channel graph; bottom, the fraction of the layer each keeps (log scale). Bars are the mean
 # over seeds, whiskers the min–max. The classifier, dense under every method, is left out (its complete
-# graph is the same for all); RReg's stem on a 1-channel input is complete too (fraction 1), X-Net's and the
+# graph is the same for all); on a one-channel input RReg's stem is complete too (all kept), X-Net's and the
 # random graph's are not. RReg puts its degree on the larger side, so at low degree it keeps more of an
 # expanding layer (n_out > n_in) than X-Net, whose degree is on the inputs (official rules both). The cpu
 # profile shows each model's densest level: at the floor (one edge per node) every graph is a union of
-# stars, disconnected, and a regular one has σ1 = σ2 (gap 0) — no graph there is an expander.
+# stars, disconnected, and a regular one has σ1 = σ2 (gap zero) — no graph there is an expander.
 
 # %%
 level = {"degree": spectral_degree} if degrees else None

@@ -28,7 +28,7 @@
 # layers) and λ (NeurIPS'23 rule, mean over layers) are measured at initialisation (`pai.metrics`), and its
 # **moving distance** after training: our reading, stated once in `pai.metrics.moving_distance` and used for
 # the static runs and for DST alike — per layer the ℓ2 distance between the coordinate of the mask with its
-# starting and with its trained weights, undefined parts read as 0 as in the authors' code, averaged over
+# starting and with its trained weights, undefined parts read as zero as in the authors' code, averaged over
 # layers. **All conv and linear layers are prunable**, the first and the last included, as in both papers'
 # code. SNIP and GraSP score with BatchNorm in **eval mode** (running statistics), as the ICLR'23
 # (`VITA-Group/ramanujan-on-pai`) and NeurIPS'23 dev code (`ScottHoang/dst-ram-pruning`) do: their
@@ -141,7 +141,7 @@ corr.round(3)
 # masks of that generator by IMDB_r and ‖v‖₂, `pai.pruners.sampling`) and PEGS (the same on the weights
 # after T dense steps, training from them); the lottery ticket (iterative magnitude pruning, `lth_rate` of
 # the remaining weights per round, rewound to iteration `lth_rewind_iteration`) is "pruning after
-# training", and the dashed line is the dense network (the ticket's round 0). Colour = generator, hatch =
+# training", and the dashed line is the dense network (the ticket's round zero). Colour = generator, hatch =
 # meta-method; bars are the mean over seeds, error bars the min–max.
 
 # %%
@@ -181,7 +181,8 @@ plt.show()
 # Under a paper profile (`published_work` set): the published accuracies of `pai/published.csv` for this
 # dataset beside ours (mean ± standard deviation over seeds, Δ = ours − paper, percentage points). The
 # NeurIPS'23 PAGS/PEGS tables are printed as images only, so no PAGS/PEGS number could be transcribed; the
-# published rows are the ICLR'23 baselines at density 0.01 ("not run" where our grid lacks that model).
+# published rows are the ICLR'23 baselines at the density of its tables ("not run" where our grid lacks
+# that model).
 
 # %%
 if published_work:

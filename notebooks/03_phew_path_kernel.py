@@ -68,6 +68,7 @@ fig_dir = "figures/phew_path_kernel"
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown
 
 from pai import plots
 from pai.claims import report
@@ -97,7 +98,7 @@ geo.groupby(["model", "label", "target_density"], sort=False)[
 # ## Path-kernel trace against density
 # log10 of the trace of the path kernel of each mask at initialisation (higher: faster expected
 # convergence in the path-kernel picture), against the density the mask actually keeps. A mask with no
-# input-output path has trace 0 (log −∞) and no point.
+# input-output path has trace zero (log −∞) and no point.
 
 # %%
 fig, axes = plt.subplots(1, len(geometry_models), figsize=(3.4 * len(geometry_models) + 1.6, 3.0), squeeze=False)
@@ -117,11 +118,13 @@ plots.finish(fig, fig_dir, "path_kernel_trace", title="Path-kernel trace vs dens
 plt.show()
 
 # %% [markdown]
-# PHEW's walks keep input-output paths at every density, where SNIP, GraSP and random disconnect the
-# sparsest masks, and its trace lies orders of magnitude above random's. SynFlow and SynFlow-L2, which rank
-# weights by their path products, reach a trace far above PHEW's on both networks (on the VGG about six
-# orders of magnitude at density 0.01 in our one-seed check): the paper's argument (PHEW trades some trace
-# for width) shows, and the claim tested below is PHEW against random only.
+# In the paper's argument PHEW's walks keep input-output paths where SNIP, GraSP and random disconnect the
+# sparsest masks, with a trace far above random's, while SynFlow and SynFlow-L2, which rank weights by
+# their path products, reach a larger trace still (PHEW trades some trace for width); the claim tested
+# below is PHEW against random only. What this run measured (computed from the table above):
+
+# %%
+Markdown(stage.trace_note(geo, geometry_models, labels, focus_density))
 
 # %% [markdown]
 # ## Layer width at one density
@@ -148,9 +151,12 @@ plt.show()
 
 # %% [markdown]
 # Each PHEW walk adds at most one weight per layer and picks its units at random (biased by weight), so
-# the kept weights spread over most units of every layer. SynFlow's and SynFlow-L2's top-scoring weights
-# concentrate on a few units of the wide layers (on the MLP's first layer, a few percent of the 300
-# units at density 0.003). Uniform random is wide too, but at these densities it leaves no path.
+# the kept weights should spread over most units of every layer, while SynFlow's and SynFlow-L2's
+# top-scoring weights concentrate on a few units of the wide layers (the MLP's first layer most of all).
+# Uniform random is wide too, but leaves few paths. The widths of this run:
+
+# %%
+Markdown(stage.width_note(geometry, geo, geometry_models, labels, focus_density))
 
 # %% [markdown]
 # ## Accuracy against density, and the first epochs of training
@@ -193,14 +199,15 @@ plots.finish(fig, fig_dir, "accuracy_and_convergence", title="Accuracy vs densit
 plt.show()
 
 # %% [markdown]
-# At density 0.01 every pruner but random trains to within about 1.5 points of the others. At 0.003 this VGG
-# keeps about 1,700 of its 577k weights: PHEW's walks (each adds at most one weight per layer, so roughly 200
-# walks) leave about 10^4.4 input-output paths and train far below SynFlow and SynFlow-L2, which keep
-# about 10^11; SNIP and random keep no path and sit at chance, GraSP nearly so (our one-seed check: PHEW
-# 38%, SynFlow 82%, GraSP 21%).
-# The PHEW paper's VGG-16 has 14.7M weights, where the same density leaves thousands of walks; the
-# verdicts below decide the claims at this scale over three seeds. The loss panel shows the same order
-# from the first epoch on: the masks with more paths train faster, as the path-kernel picture predicts.
+# A PHEW walk adds at most one weight per layer, so on a small network a very low density leaves few walks
+# and few input-output paths, where SynFlow and SynFlow-L2 keep many; a mask with no path trains at
+# chance. The PHEW paper's VGG-16 is many times larger, and the same density leaves it far more walks;
+# the verdicts below decide the claims at this scale over the seeds run. In the path-kernel picture the
+# masks with more paths train faster from the first epochs on (the loss panel). This run's accuracies
+# and path counts:
+
+# %%
+Markdown(stage.accuracy_note(table, geo, models, labels, densities, dataset))
 
 # %% [markdown]
 # ## Our numbers beside the papers'

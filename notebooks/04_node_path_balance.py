@@ -23,15 +23,15 @@
 # balance, and that it is the most accurate at extreme sparsity.
 #
 # **Method.** Every pruner prunes the same initialisation per seed (paired), **every layer prunable**
-# (the stem, the 1x1 shortcuts and the classifier included, as in the NPB code). Each mask is measured
+# (the stem, the shortcut convolutions and the classifier included, as in the NPB code). Each mask is measured
 # at initialisation with `pai.metrics.effective_paths` (log10, exact, in log space) and
 # `pai.metrics.effective_nodes` (ln, the official `measure_node_path` count) at more densities than are
 # trained; then the masks at the training densities are trained (`pai.runs.sweep`). Methods are the
-# faithful defaults (`npb`: the official code's path normaliser, α 0.01, β 1, max_p 9, chunk 32; SNIP
-# scored with BatchNorm in eval mode, as the SynFlow code NPB forks does) with the corrected variants
-# beside them: **npb (paper normaliser)** (the path term's true maximum, as the paper's formula
-# reads) and **phew (graph walk)** (walks the residual graph where the official PHEW walk jumps over a
-# downsampling conv; it differs only on residual nets).
+# faithful defaults (`npb`: the official code's path normaliser, α, β, `max_p` and chunk size, see
+# `pai.pruners.npb`; SNIP scored with BatchNorm in eval mode, as the SynFlow code NPB forks does) with the
+# corrected variants beside them: **npb (paper normaliser)** (the path term's true maximum, as the
+# paper's formula reads) and **phew (graph walk)** (walks the residual graph where the official PHEW walk
+# jumps over a downsampling conv; it differs only on residual nets).
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"

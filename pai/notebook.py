@@ -26,8 +26,9 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import yaml
 
@@ -90,6 +91,9 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
         recover_figures(final)
         params["fig_dir"] = str(Path(fig_dir).with_name(staging.name))
     nb = jupytext.read(src)
+    # the executed .ipynb is an output, not the .py's pair: with the source's "formats: py:percent" kept,
+    # JupyterLab's jupytext refuses to open it ("Unable to read paired notebook")
+    nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = {"name": kernel or default_kernel(), "display_name": "Python (pai)",
                                  "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,8 +107,10 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
         nb_in, nb_out = work / "in.ipynb", work / out.name
         nbformat.write(nb, nb_in)
         try:
-            pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, kernel_name=kernel or default_kernel(),
-                                log_output=log_output, progress_bar=False, cwd=str(base), execution_timeout=timeout)
+            with inline_figures():
+                pm.execute_notebook(str(nb_in), str(nb_out), parameters=params, kernel_name=kernel or default_kernel(),
+                                    log_output=log_output, progress_bar=False, cwd=str(base),
+                                    execution_timeout=timeout)
         finally:
             if nb_out.exists():  # a failed run still leaves its notebook (with the error) to inspect
                 os.replace(nb_out, out)
@@ -115,6 +121,25 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # failed: the previous figures stay
     return out
+
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+@contextmanager
+def inline_figures() -> Iterator[None]:
+    """The kernel draws figures into the notebook: ``MPLBACKEND`` is the inline backend while it starts
+    (ipykernel sets it only where unset, so an inherited ``MPLBACKEND=Agg`` would leave the executed
+    notebook without images); the previous value is restored afterwards."""
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
 
 
 def swap_in(staging: Path, final: Path) -> None:

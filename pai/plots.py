@@ -16,12 +16,26 @@ says what produced it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # notebooks under papermill and CI have no display
+
+def _keep_backend() -> bool:
+    """Whether the backend chosen by ``MPLBACKEND`` stays: a Jupyter kernel's (ipykernel sets the inline
+    backend, interactive or under papermill; forcing Agg there makes ``plt.show()`` draw nothing into the
+    notebook) or one the user named.  A worker process a kernel started inherits the inline backend but
+    is no kernel, and scripts and CI without a display choose none: they get Agg (files only)."""
+    chosen = os.environ.get("MPLBACKEND", "")
+    if "backend_inline" in chosen:
+        return "ipykernel" in sys.modules
+    return bool(chosen)
+
+
+if not _keep_backend():
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -38,11 +52,15 @@ PALETTE = {
 }
 
 
+# TrueType (Type 42) fonts in PDF/PS: matplotlib's default Type 3 fonts are refused by publishers' PDF checks
+EMBED_TRUETYPE = {"pdf.fonttype": 42, "ps.fonttype": 42}
+
+
 def style() -> None:
     plt.rcParams.update({
         "figure.dpi": 110, "savefig.dpi": 300, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
         "legend.fontsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-        "grid.alpha": 0.25, "figure.constrained_layout.use": True,
+        "grid.alpha": 0.25, "figure.constrained_layout.use": True, **EMBED_TRUETYPE,
     })
 
 
@@ -81,15 +99,17 @@ def caption(fig, text: str) -> None:
 
 
 def save(fig, path_stem: str | os.PathLike) -> List[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; return both paths."""
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically (PDF fonts embedded as TrueType); return both
+    paths.  Nothing is displayed here: the figure cell's ``plt.show()`` displays it once."""
     stem = Path(path_stem)
     out = []
     for ext in ("png", "pdf"):
         target = stem.with_suffix(f".{ext}")
         # no creation date in the PDF: the same figure gives the same bytes (DVC outputs stay stable)
         meta = {"CreationDate": None} if ext == "pdf" else None
-        atomic_write(target, lambda tmp, ext=ext, meta=meta: fig.savefig(tmp, format=ext, bbox_inches="tight",
-                                                                         metadata=meta))
+        with plt.rc_context(EMBED_TRUETYPE):
+            atomic_write(target, lambda tmp, ext=ext, meta=meta: fig.savefig(tmp, format=ext, bbox_inches="tight",
+                                                                             metadata=meta))
         out.append(target)
     return out
 

@@ -231,3 +231,57 @@ def test_error_bars_of_equal_seeds_do_not_go_negative():
     lo, hi = plots.error_span([a, 1.0], [a, 0.5], [a, 2.0])
     assert (lo >= 0).all() and (hi >= 0).all() and hi[1] == 1.0 and lo[1] == 0.5
     plt.close(fig)
+
+
+def _pdf_font_subtypes(data: bytes) -> set:
+    """The /Subtype of every /Type /Font dictionary in a PDF (matplotlib writes font objects uncompressed)."""
+    import re
+
+    return {m.group(1).decode() for m in re.finditer(rb"/Type\s*/Font\b[^>]*?/Subtype\s*/(\w+)", data)} | \
+        {m.group(1).decode() for m in re.finditer(rb"/Subtype\s*/(\w+)[^>]*?/Type\s*/Font\b", data)}
+
+
+def test_saved_pdf_embeds_truetype_not_type3_fonts(tmp_path):
+    """Publishers' PDF checks refuse Type 3 fonts (matplotlib's default): the saved PDF embeds TrueType,
+    even when the caller never ran ``plots.style()``."""
+    import shutil
+    import subprocess
+
+    with plt.rc_context({"pdf.fonttype": 3}):  # matplotlib's own default
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([1, 2, 3], [3, 1, 2], label="ρ, λ, σ₁")
+        ax.set_xlabel("density (fraction of weights kept)")
+        ax.legend()
+        plots.caption(fig, "fashion-mnist; lenet-300-100; 6 epochs; seeds 0, 1, 2.")
+        png, pdf = plots.save(fig, tmp_path / "fonts")
+    plt.close(fig)
+    assert png.stat().st_size > 1000
+    subtypes = _pdf_font_subtypes(pdf.read_bytes())
+    # TrueType, or its CID form for glyphs beyond Latin-1 (Type0 wrapping CIDFontType2: TrueType outlines)
+    assert subtypes and "Type3" not in subtypes and subtypes <= {"TrueType", "Type0", "CIDFontType2"}, subtypes
+    if shutil.which("pdffonts"):  # poppler's own reading of the font table, where installed
+        listing = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+        rows = listing.splitlines()[2:]
+        assert rows and all("TrueType" in r and "Type 3" not in r for r in rows), listing  # "CID TrueType" too
+
+
+def test_backend_is_agg_in_scripts_and_the_kernels_own_in_jupyter():
+    """A script without a display gets Agg; a Jupyter kernel (ipykernel sets MPLBACKEND to the inline
+    backend) keeps it, so ``plt.show()`` draws the figure into the notebook; a process the kernel
+    started, inheriting the variable outside a kernel, gets Agg."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import pai.plots, matplotlib; print(matplotlib.get_backend())"
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    script = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert script.stdout.strip().lower() == "agg"
+    inline = "module://matplotlib_inline.backend_inline"
+    kernel = subprocess.run([sys.executable, "-c", "import ipykernel; " + code], env={**env, "MPLBACKEND": inline},
+                            capture_output=True, text=True, check=True)
+    assert kernel.stdout.strip() == inline
+    # a worker a kernel started inherits MPLBACKEND but is no kernel: files only
+    worker = subprocess.run([sys.executable, "-c", code], env={**env, "MPLBACKEND": inline}, capture_output=True,
+                            text=True, check=True)
+    assert worker.stdout.strip().lower() == "agg"

@@ -11,7 +11,9 @@ figures and claims read, reshaped from the sweep's results and the mask geometry
 - :func:`loss_curves`: training loss per epoch (mean and min-max over seeds) per label;
 - :func:`means_at`: one number per label at one level, for a figure's caption;
 - :func:`paper_table`: ``pai.published.paper_vs_ours`` of the faithful runs only;
-- :func:`geometry_setup`: the footer of a mask-only figure.
+- :func:`geometry_setup`: the footer of a mask-only figure;
+- :func:`trace_note`, :func:`width_note`, :func:`accuracy_note`: the Markdown the notebook renders under
+  each figure, every number in it computed from the tables (true under every profile and seed).
 """
 from __future__ import annotations
 
@@ -115,3 +117,87 @@ def geometry_setup(dataset: str, models: Sequence[str], params, seeds: Sequence[
         parts.append(f"{m} ({px} px" + (f", {sub} training images" if sub else "") + ")")
     return (f"{dataset}; masks at initialisation, no training: {', '.join(parts)}; seeds "
             f"{', '.join(map(str, seeds))}.")
+
+
+def _versus(a: float, b: float, other: str) -> str:
+    """Where log10 value ``a`` sits against ``other``'s ``b``, in words ("2.3 orders of magnitude above
+    random's"); ``-inf`` is a mask with no input-output path."""
+    if not (math.isfinite(a) or math.isfinite(b)):
+        return f"without a path, like {other}'s"
+    if not math.isfinite(a):
+        return f"zero (no path), where {other}'s is not"
+    if not math.isfinite(b):
+        return f"above {other}'s, which has no path"
+    d = a - b
+    return f"{abs(d):.1f} orders of magnitude {'above' if d >= 0 else 'below'} {other}'s"
+
+
+def trace_note(geo: pd.DataFrame, models: Sequence[str], labels: Sequence[str], density: float) -> str:
+    """Markdown under the path-kernel figure, computed from ``geometry.csv``: per model the mean log10
+    trace of every label at target ``density``, PHEW's distance to random, SynFlow and SynFlow-L2 in
+    orders of magnitude, and at which densities each label's masks lose every input-output path."""
+    from . import fmt_values
+
+    lines = [f"From `tables/geometry.csv`, at density {density:g}, mean over seeds of the log10 trace:"]
+    for model in models:
+        m = {k: v for k, v in means_at(geo, "log10_path_kernel_trace", model=model, level=density).items()
+             if k in labels}
+        text = f"- **{model}**: {fmt_values(m, 'log')}."
+        if "phew" in m:
+            cmp = [_versus(m["phew"], m[o], o) for o in ("random", "synflow", "synflow-l2") if o in m]
+            text += f" PHEW's trace is {'; '.join(cmp)}." if cmp else ""
+        lines.append(text)
+    sub = geo[geo["model"].isin(models) & geo["label"].isin(labels)]
+    empty = sub[~np.isfinite(sub["log10_path_kernel_trace"].astype(float))]
+    by_label = empty.groupby("label", sort=False)["target_density"].agg(lambda d: sorted(set(d), reverse=True))
+    lines.append("")
+    lines.append("Masks with no input-output path (trace zero), at the densities where any seed has one: "
+                 + ("; ".join(f"{lab} at {', '.join(f'{d:g}' for d in ds)}" for lab, ds in by_label.items())
+                    or "none") + ".")
+    return "\n".join(lines)
+
+
+def width_note(geometry: pd.DataFrame, geo: pd.DataFrame, models: Sequence[str], labels: Sequence[str],
+               density: float) -> str:
+    """Markdown under the width figure: per model, every label's mean fraction of units kept over the
+    layers and on the first layer, at target ``density`` (means over seeds)."""
+    from . import fmt_values
+
+    lines = [f"From the mask geometry at density {density:g}, mean over seeds of the fraction of units kept:"]
+    for model in models:
+        mean = {k: v for k, v in means_at(geo, "mean_width_fraction", model=model, level=density).items()
+                if k in labels}
+        layers, series = width_bars(geometry, model, density, labels)
+        first = {lab: float(np.mean(v[0])) for lab, v in series.items()}
+        lines.append(f"- **{model}**, over the layers: {fmt_values(mean, 'pct')}; first layer (`{layers[0]}`): "
+                     f"{fmt_values(first, 'pct')}.")
+    return "\n".join(lines)
+
+
+def accuracy_note(table: pd.DataFrame, geo: pd.DataFrame, models: Sequence[str], labels: Sequence[str],
+                  densities: Sequence[float], dataset: str) -> str:
+    """Markdown under the accuracy figure, from ``results.csv`` and ``geometry.csv``: per model and
+    density every label's mean final test accuracy, the spread among the pruners that did not collapse,
+    and at the sparsest density the mean log10 count of input-output paths of each label."""
+    from ..metrics.paired import COLLAPSE_MARGIN, chance_accuracy
+    from . import fmt_number, fmt_values
+
+    chance = chance_accuracy(dataset)
+    table = table if "label" in table.columns else add_labels(table)
+    lines = ["From `results.csv`, mean final test accuracy over seeds (chance: "
+             f"{fmt_number(chance, 'pct')}; collapsed: at most {fmt_number(chance * (1 + COLLAPSE_MARGIN), 'pct')}):"]
+    for model in models:
+        runs = table[table["model"] == model]
+        dense = runs[runs["method"] == "dense"]["final_test_acc"].astype(float).mean()
+        for d in sorted(densities, reverse=True):
+            acc = {k: v for k, v in means_at(runs, "final_test_acc", model=model, level=d).items() if k in labels}
+            alive = [v for v in acc.values() if v > chance * (1 + COLLAPSE_MARGIN)]
+            spread = (f"; the {len(alive)} above the collapse line lie within {100 * (max(alive) - min(alive)):.1f} "
+                      "points of each other" if len(alive) > 1 else "")
+            lines.append(f"- **{model}**, density {d:g}: {fmt_values(acc, 'pct')}{spread} (dense "
+                         f"{fmt_number(dense, 'pct')}).")
+        lowest = min(densities)
+        paths = {k: v for k, v in means_at(geo, "log10_paths", model=model, level=lowest).items() if k in labels}
+        if paths:
+            lines.append(f"- **{model}**, density {lowest:g}, log10 input-output paths: {fmt_values(paths, 'log')}.")
+    return "\n".join(lines)
