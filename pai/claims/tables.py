@@ -339,6 +339,9 @@ def correlation_table(df: pd.DataFrame, x: str, *, y: str = "final_test_acc", by
         cell_share = g.groupby(["model", "level"])["_undef"].transform("mean") if len(g) else g["_undef"]
         excluded = sorted(float(v) for v in g.loc[cell_share > UNDEFINED_SHARE, "level"].unique())
         use = g[cell_share <= UNDEFINED_SHARE] if len(g) else g
+        defined = sorted(float(v) for v in use["level"].unique())
+        if len(use) == 0:  # every level undefined: ρ over all of them, shown beside the "undefined" verdict
+            use = g
         ok = use[np.isfinite(use[x].astype(float)) & np.isfinite(use[y].astype(float))]
         cells = ok["model"].astype(str) + "|" + ok["level"].astype(str)
         r = partial_correlation(ok[x], ok[y], groups=cells) if len(ok) else None
@@ -351,7 +354,8 @@ def correlation_table(df: pd.DataFrame, x: str, *, y: str = "final_test_acc", by
                      "cells": (r.k + 1) if r else 0, "pooled_rho": pooled_r.rho if pooled_r else math.nan,
                      "pooled_n": pooled_r.n if pooled_r else 0,
                      "undefined_share": float(g["_undef"].mean()) if len(g) else math.nan,
-                     "excluded_levels": excluded, "levels": sorted(float(v) for v in ok["level"].unique()),
+                     "excluded_levels": excluded,
+                     "levels": [v for v in defined if v in set(ok["level"].astype(float))],
                      "seeds": sorted(int(v) for v in ok["seed"].unique()) if "seed" in ok else []})
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
 
@@ -366,7 +370,7 @@ def _correlation_evidence(row, *, sign: int, stages, models, what: str) -> Evide
     if row["excluded_levels"]:
         levels = ", ".join(f"{v:g}" for v in row["excluded_levels"])
         notes.append(f"left out: density {levels} ({what} undefined for more than half of the units there)")
-        if row["n"] == 0 or not row["levels"]:
+        if not row["levels"]:
             undefined = (f"{what} is undefined for {row['undefined_share']:.0%} of the units at density {levels} "
                          "(more than half): no verdict at this density")
     lo, hi = sorted((sign * row["low"], sign * row["high"]))
