@@ -141,6 +141,37 @@ def paper_vs_ours(ours: pd.DataFrame, published: Optional[pd.DataFrame] = None, 
     return pd.DataFrame(rows, columns=columns)
 
 
+def paper_table(table: pd.DataFrame, work, *, dataset=None, exclude: Sequence[str] = (),
+                keep_unmatched: bool = False, levels_run_only: bool = False) -> pd.DataFrame:
+    """A stage's paper-vs-ours table, the one function every notebook calls: :func:`paper_vs_ours` of the
+    runs of each method's faithful default (``label`` equal to ``method`` where labels are given: a
+    variant is not what the paper ran) under the static regime, less the methods in ``exclude``, against
+    ``work``'s published rows on ``dataset`` (default: the datasets we ran).
+
+    ``keep_unmatched`` keeps published rows we have not run ("not run"); ``levels_run_only`` narrows
+    those to our grid's levels: the published degrees we ran when our runs have degrees (``opt_degree``),
+    else the published densities within 2% of one of our target densities."""
+    import numpy as np
+
+    ours = table
+    if "label" in ours.columns:
+        ours = ours[ours["label"] == ours["method"]]
+    if "regime" in ours.columns:
+        ours = ours[ours["regime"].fillna("static") == "static"]
+    if len(exclude):
+        ours = ours[~ours["method"].isin(list(exclude))]
+    published = load_published(work, dataset=dataset if dataset is not None else sorted(set(ours["dataset"])))
+    if levels_run_only:
+        if "opt_degree" in ours.columns and ours["opt_degree"].notna().any():
+            degrees = set(pd.to_numeric(ours["opt_degree"], errors="coerce").dropna().astype(int))
+            published = published[published["degree"].isna() | published["degree"].isin(degrees)]
+        else:
+            targets = ours[_density_column(ours)].astype(float).unique()
+            near = published["density"].apply(lambda d: bool(np.any(np.abs(targets - d) <= 0.02 * d)))
+            published = published[near & published["degree"].isna()]
+    return paper_vs_ours(ours, published, keep_unmatched=keep_unmatched)
+
+
 def _pm(mean: float, spread: float) -> str:
     if math.isnan(mean):
         return "not run"

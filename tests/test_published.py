@@ -203,3 +203,26 @@ def test_paper_vs_ours_tolerance_unmatched_and_ambiguity():
     deg = _ours([dict(model="resnet20", dataset="cifar10", method="npb", target_density=0.1, opt_degree=3, seed=0,
                       final_test_acc=0.8)])
     assert len(paper_vs_ours(deg, work="npb")) == 0
+
+
+def test_paper_table_is_one_function_for_every_stage():
+    """pai.published.paper_table: faithful static runs only (a variant's label differs from its method),
+    the excluded methods left out, and the published rows we did not run kept only on request."""
+    from pai.published import paper_table
+    from pai.stages import full_spectrum, node_path, phew
+
+    rows = [dict(model="resnet20", dataset="cifar10", method="npb", label="npb", target_density=0.1, seed=s,
+                 final_test_acc=0.8, regime="static") for s in (0, 1)]
+    rows += [dict(model="resnet20", dataset="cifar10", method="npb", label="npb (paper normaliser)",
+                  target_density=0.1, seed=0, final_test_acc=0.1, regime="static"),
+             dict(model="resnet20", dataset="cifar10", method="npb", label="npb", target_density=0.1, seed=2,
+                  final_test_acc=0.1, regime="dst")]
+    ours = _ours(rows)
+    out = paper_table(ours, "npb")
+    row = _one(out, method="npb", model="resnet20", density=0.1)
+    assert (row.n_seeds, row.ours_mean) == (2, pytest.approx(80.0))  # neither the variant nor the dst run
+    assert len(paper_table(ours, "npb", exclude=["npb"])) == 0
+    assert len(paper_table(ours, "npb", keep_unmatched=True)) == len(load_published("npb", dataset="cifar10"))
+    for stage_table in (phew.paper_table, node_path.paper_table):
+        assert stage_table(ours, "npb").equals(out)
+    assert full_spectrum.paper_table(ours, "npb", "cifar10").equals(paper_table(ours, "npb", keep_unmatched=True))

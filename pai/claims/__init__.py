@@ -42,14 +42,17 @@ also joined onto ``results`` by run id):
   target_density, seed, log10_paths, ln_effective_nodes, log10_path_kernel_trace,
   mean_width_fraction, min_width_fraction``.
 - any ``<name>.csv`` with ``run_id`` and extra columns, e.g. full_spectrum's
-  ``moving_distance.csv`` (``run_id, moving_distance`` of the static runs).
+  ``moving_distance.csv`` (``run_id, moving_distance, moving_distance_drop, valid_layers, layers`` of the
+  static and ITOP runs: the faithful and the ``invalid="drop"`` readings, and the layers whose Δr is
+  valid at both ends, the units the undefined rule counts).
 
 What each claim reads (stage: claim ids -> columns beyond model, method, target_density, seed):
 
 - expander_sweep/results: ``rreg_ge_xnet, xnet_ge_random, rreg_ge_random`` -> dataset, final_test_acc
   (opt_degree in the degree profile); ``accuracy_rises_with_expansion`` -> expansion (and
   channel_spectral_gap, reported).
-- full_spectrum/results: ``itop_distance_tracks_accuracy`` -> regime, moving_distance (dst rows);
+- full_spectrum/results: ``itop_distance_tracks_accuracy`` -> regime, moving_distance (dst rows; with
+  moving_distance_drop a second row, and valid_layers/layers for the undefined rule);
   ``distance_beats_delta_r, distance_beats_lambda`` -> regime, moving_distance of the static
   population runs, delta_r_norm, lambda; ``pags_ge_generator, pegs_ge_pags`` -> opt_generator,
   final_test_acc.

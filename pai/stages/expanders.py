@@ -212,16 +212,6 @@ def paper_comparison(table: pd.DataFrame, work: str) -> pd.DataFrame:
     each with our mean ± spread over seeds and Δ (:func:`pai.published.paper_vs_ours`, matched on the
     degree); a published row we have no run for says "not run".  Only the faithful methods are
     compared: a variant (``label`` differs from ``method``) is not what the paper ran."""
-    from ..published import load_published, paper_vs_ours
+    from ..published import paper_table
 
-    ours = table[table["label"] == table["method"]] if "label" in table.columns else table
-    published = load_published(work, dataset=sorted(set(ours["dataset"])))
-    if "opt_degree" in ours.columns and ours["opt_degree"].notna().any():
-        degrees = set(pd.to_numeric(ours["opt_degree"], errors="coerce").dropna().astype(int))
-        published = published[published["degree"].isna() | published["degree"].isin(degrees)]
-    else:  # density sweeps: the published rows near one of our target densities, and dense
-        targets = ours["target_density"].astype(float).unique()
-        near = published["density"].apply(lambda d: bool(np.any(np.abs(targets - d) <= 0.02 * d)))
-        published = published[near & published["degree"].isna()]
-    return paper_vs_ours(ours, published, keep_unmatched=True)
-
+    return paper_table(table, work, keep_unmatched=True, levels_run_only=True)

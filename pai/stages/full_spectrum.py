@@ -265,7 +265,6 @@ def itop_correlations(runs: pd.DataFrame) -> Dict[str, Dict]:
 def paper_table(table: pd.DataFrame, work: str, dataset: str) -> pd.DataFrame:
     """:func:`pai.published.paper_vs_ours` of the faithful static runs against ``work``'s published
     numbers on ``dataset``; published rows our grid does not run are kept ("not run")."""
-    from ..published import load_published, paper_vs_ours
+    from ..published import paper_table as published_table
 
-    ours = table[(table.regime == "static") & (table.label == table.method) & ~table.method.isin(META)]
-    return paper_vs_ours(ours, load_published(work, dataset=dataset), keep_unmatched=True)
+    return published_table(table, work, dataset=dataset, exclude=META, keep_unmatched=True)
