@@ -75,7 +75,8 @@ def _details(r: ClaimResult) -> List[str]:
         for s in r.strata:
             lines.append(f"  - {s.stratum}: {_num(s.evidence.estimate)} [{_num(s.evidence.low)}, "
                          f"{_num(s.evidence.high)}], n = {s.evidence.n} — **{s.verdict}** ({s.reason})")
-            lines += [f"    - {note}" for note in s.evidence.notes if s.evidence is not ev]
+            if len(r.strata) > 1:  # one model: its notes are the pooled ones below
+                lines += [f"    - {note}" for note in s.evidence.notes]
         if len(r.strata) > 1:
             lines.append(f"  - pooled over the models (reported, not the verdict): {_num(ev.estimate)} "
                          f"[{_num(ev.low)}, {_num(ev.high)}], n = {ev.n}")
