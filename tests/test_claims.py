@@ -461,3 +461,19 @@ def test_figures_show_the_numbers_the_claims_decide_on():
     s = pags["strata"][0]
     assert (row["stratum"], row["mean"], row["low"], row["high"], row["n"]) == (s["stratum"], s["estimate"], s["low"],
                                                                                 s["high"], s["n"])
+
+
+def test_moving_distance_readings_of_a_recorded_dst_run():
+    """A DST run's recorded coordinates (JSON: an invalid layer's Δr is null): both readings and the
+    valid-layer count the undefined rule reads.  Layer b crosses the validity threshold: the faithful
+    reading counts its jump from 0, the drop reading leaves it out."""
+    from pai.experiments import moving_distance_readings
+
+    spec = {"prune": {"method": "random-erk"}}
+    start = {"a": [1.0, 2.0, 0.0, 0.0], "b": [None, 1.0, 0.0, 0.0], "c": [None, None, None, None]}
+    end = {"a": [1.0, 2.0, 0.0, 3.0], "b": [5.0, 1.0, 0.0, 0.0], "c": [None, 1.0, None, None]}
+    r = moving_distance_readings(spec, start=start, end=end)
+    assert (r["valid_layers"], r["layers"]) == (1, 3)
+    assert r["moving_distance_drop"] == pytest.approx(3.0)  # layer a only
+    assert r["moving_distance"] == pytest.approx((3.0 + 5.0 + 1.0) / 3)  # b's jump and c's lambda count
+    assert math.isnan(moving_distance_readings({"prune": {"method": "dense"}})["moving_distance"])
