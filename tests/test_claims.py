@@ -290,7 +290,8 @@ def test_writer_gives_strict_json_and_markdown(tmp_path):
     doc = json.loads(out.with_suffix(".json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert {c["id"] for c in doc["claims"]} == set(claims.CLAIMS)
     for c in doc["claims"]:
-        assert c["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE) and c["reason"]
+        assert c["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE, claims.UNDEFINED) and c["reason"]
+        assert c["strata"] or c["reason"].startswith("missing data")  # each model's verdict beside the combined one
         for k in ("estimate", "low", "high"):
             assert c[k] is not None or c[f"{k}_reason"]
         assert c["paper"] is not None or c["paper_reason"]
