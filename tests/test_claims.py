@@ -356,7 +356,8 @@ def test_verdict_is_per_model_then_combined_by_one_rule():
     assert [s["stratum"] for s in doc["strata"]] == ["lenet-300-100", "vgg11-w0.25"]
     assert {s["stratum"]: s["verdict"] for s in doc["strata"]} == {"vgg11-w0.25": HOLDS, "lenet-300-100": INCONCLUSIVE}
     md = claims.markdown([r])
-    assert "| vgg11-w0.25 | 3 | +20.2 pp [14.5, 25.9] | holds |" in md  # t interval of the three rounded values and "**combined**" in md
+    # the t interval of the three rounded values quoted above
+    assert "| vgg11-w0.25 | 3 | +20.2 pp [14.5, 25.9] | holds |" in md and "**combined**" in md
     assert claims.COMBINE in md
 
 
@@ -377,8 +378,8 @@ def _itop(valid_layers, *, densities=(0.05, 0.02), slope=1.0):
     for d in densities:
         for s in range(6):
             q = rng.normal()
-            rows.append({"run_id": f"itop-{d}-{s}", "model": "vgg11-w0.25", "dataset": "fashion-mnist", "method": "itop",
-                         "target_density": d, "seed": s, "prune_seed": s, "density": d, "regime": "dst",
+            rows.append({"run_id": f"itop-{d}-{s}", "model": "vgg11-w0.25", "dataset": "fashion-mnist",
+                         "method": "itop", "target_density": d, "seed": s, "prune_seed": s, "density": d, "regime": "dst",
                          "final_test_acc": 0.7 + 0.01 * q, "moving_distance": -q + rng.normal(0, 0.05),
                          "moving_distance_drop": slope * q + rng.normal(0, 0.05),
                          "valid_layers": valid_layers[d], "layers": 9})

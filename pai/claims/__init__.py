@@ -73,5 +73,6 @@ from .report import markdown, report, to_json, write
 from .tables import POOLED, STAGES, comparison_table, correlation_table, geometry_table, load_runs, load_stage
 
 __all__ = ["CLAIMS", "COMBINE", "CONTRADICTED", "HOLDS", "INCONCLUSIVE", "LEVEL", "RULE", "UNDEFINED",
-           "UNDEFINED_SHARE", "Claim", "ClaimResult", "Evidence", "MissingData", "StratumResult", "combine", "decide", "evaluate", "register_claim", "markdown", "report", "to_json", "write",
-           "POOLED", "STAGES", "comparison_table", "correlation_table", "geometry_table", "load_runs", "load_stage"]
+           "UNDEFINED_SHARE", "Claim", "ClaimResult", "Evidence", "MissingData", "StratumResult", "combine",
+           "decide", "evaluate", "register_claim", "markdown", "report", "to_json", "write", "POOLED", "STAGES",
+           "comparison_table", "correlation_table", "geometry_table", "load_runs", "load_stage"]

@@ -142,8 +142,8 @@ def _collapse_rate(frames, synflow: str) -> Evidence:
     for model in sorted(pr["model"].astype(str).unique()):
         at = (pr["model"].astype(str) == model).to_numpy()
         r, sub = mean_interval(d.to_numpy()[at]), pr[at]
-        strata.append(Evidence(f"collapse(baseline) − collapse({synflow}) where the baseline collapsed", r.mean, r.low,
-                               r.high, r.n, "paired t over (stage, model, density, seed, baseline) pairs, 95%",
+        strata.append(Evidence(f"collapse(baseline) − collapse({synflow}) where the baseline collapsed", r.mean,
+                               r.low, r.high, r.n, "paired t over (stage, model, density, seed, baseline) pairs, 95%",
                                unit="percentage points of runs", models=[model],
                                densities=sorted(float(v) for v in sub["level"].unique()),
                                seeds=sorted(int(s) for s in sub["seed"].unique()), stages=stages,
