@@ -76,24 +76,54 @@ def final_model_of_run(spec: SpecLike, root: str | Path):
 def moving_distance_of_run(spec: SpecLike, root: str | Path) -> float:
     """Full-spectrum moving distance of a finished run (``pai.metrics.moving_distance``, our reading stated
     there) between the mask at its initial and at its trained weights.  NaN for a dense run."""
+    return moving_distance_readings(spec, root)["moving_distance"]
+
+
+def moving_distance_readings(spec: SpecLike, root: str | Path = None, *, start=None, end=None) -> Dict[str, float]:
+    """Both readings of a run's moving distance (``pai.metrics.moving_distance``): ``moving_distance``
+    (invalid layers read as 0, the authors' dev code), ``moving_distance_drop`` (``invalid="drop"``: only
+    layers whose Δr is defined at both ends), ``valid_layers`` and ``layers``.  ``start``/``end``:
+    coordinates already recorded (a DST run's ``initial``/``final``); else measured on the run's mask at
+    its initial and trained weights.  NaN for a dense run."""
+    nan = {"moving_distance": math.nan, "moving_distance_drop": math.nan, "valid_layers": math.nan,
+           "layers": math.nan}
     if as_dict(spec)["prune"]["method"] == "dense":
-        return math.nan
-    mask = mask_of_run(spec, root)
-    start = metrics.network_full_spectrum(init_model_of_run(spec, root), mask, invalid=math.nan)
-    end = metrics.network_full_spectrum(final_model_of_run(spec, root), mask, invalid=math.nan)
-    return metrics.moving_distance(start, end)["mean"]
+        return nan
+    if start is None or end is None:
+        mask = mask_of_run(spec, root)
+        start = metrics.network_full_spectrum(init_model_of_run(spec, root), mask, invalid=math.nan)
+        end = metrics.network_full_spectrum(final_model_of_run(spec, root), mask, invalid=math.nan)
+    if not start or not end or start.keys() != end.keys():
+        return nan
+    as_float = lambda c: {k: [math.nan if v is None else float(v) for v in c[k]] for k in c}  # noqa: E731  (JSON null)
+    start, end = as_float(start), as_float(end)
+    zero, drop = metrics.moving_distance(start, end), metrics.moving_distance(start, end, invalid="drop")
+    return {"moving_distance": zero["mean"], "moving_distance_drop": drop["mean"],
+            "valid_layers": float(zero["valid_layers"]), "layers": float(len(start))}
 
 
 def add_full_spectrum_columns(table, results: List[Dict[str, Any]], root: str | Path):
     """The full-spectrum notebook's table: ``generator`` (PAGS/PEGS: the pruner they sample from; else
     the method itself) and, for static runs, the ``moving_distance`` of :func:`moving_distance_of_run`
-    (DST runs keep the one ``pai.dst`` recorded).  ``table`` is ``write_tables(results, ...)``."""
+    (DST runs: from the coordinates ``pai.dst`` recorded), in both readings with the layer counts
+    (:func:`moving_distance_readings`).  ``table`` is ``write_tables(results, ...)``."""
+    import pandas as pd
+
     table = table.copy()
     table["generator"] = [r["spec"]["prune"]["options"].get("generator", r["spec"]["prune"]["method"])
                           for r in results]
-    static = table.regime == "static"
-    table.loc[static, "moving_distance"] = [moving_distance_of_run(r["spec"], root)
-                                            for r, st in zip(results, static) if st]
+    readings = []
+    for r, regime in zip(results, table.regime):
+        dst = ((r.get("train") or {}).get("meta") or {}).get("dst") or {}
+        if regime == "static":
+            readings.append(moving_distance_readings(r["spec"], root))
+        elif regime == "dst" and dst.get("final"):  # the distance pai.dst recorded, both readings
+            readings.append(moving_distance_readings(r["spec"], start=dst.get("initial"), end=dst.get("final")))
+        else:  # other regimes keep what their row has
+            readings.append({})
+    readings = pd.DataFrame(readings, index=table.index)
+    for col in readings.columns:
+        table[col] = readings[col].combine_first(table[col]) if col in table.columns else readings[col]
     return table
 
 

@@ -15,6 +15,11 @@ Works (``work`` column):
   iteratively conserving synaptic flow", NeurIPS 2020 -- Fig. 6 from the official result arrays
   (ganguli-lab/Synaptic-Flow ``Results/data/Accuracy_CompRatio``): SynFlow's whole curves, all five
   methods at compressions 10^1, 10^2, 10^3.
+* ``mge-snn``: Cunegatti, Farina, Bucur & Iacca, "Understanding sparse neural networks from their topology
+  via multipartite graph representations", TMLR 2024 -- ResNet-20 / CIFAR-10 at sparsity 90/95/98%
+  (160 epochs, 3 seeds): SNIP, GraSP, SynFlow, ERK, RigL and ITOP, the mean and sample standard deviation
+  over seeds of the ``accuracy`` column of the official repository's
+  ``graph_data/graph_metrics/unrolled/unrolled.csv`` (one row per trained network).
 
 Columns: ``method`` and ``model`` are ``pai`` registry names (``dense`` for the unpruned net;
 ``iter-snip`` and ``wrn-18`` have no ``pai`` counterpart), ``paper_method``/``paper_model`` the labels
@@ -25,8 +30,9 @@ or RReg's "all-params", BN and biases included).  ``degree`` is RReg's per-layer
 ``metric``: ``final_test_acc`` (last epoch), ``best_test_acc`` (best epoch; SynFlow's ``np.max``),
 ``test_acc_at_best_val``, or ``test_acc`` when the paper does not say.  ``value`` and ``spread`` are
 in percent; ``spread_kind`` says what the spread is.  ``derived`` marks a number not printed but
-implied by printed ones (``note`` says how).  ``source`` is the public origin, ``via`` the document it
-was transcribed from.
+implied by printed ones (``note`` says how).  ``source`` is the public origin: a repository and the
+file in it (``owner/name, path``), or the paper and its table or figure; ``via`` a public copy it was
+read from when not the source itself (empty: read from the source).
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
-WORKS = ("rreg", "ramanujan", "npb", "synflow")
+WORKS = ("rreg", "ramanujan", "npb", "synflow", "mge-snn")
 # Our results-table column compared with each published metric (papers that do not say -> final epoch).
 OURS_METRIC = {"final_test_acc": "final_test_acc", "best_test_acc": "best_test_acc",
                "test_acc_at_best_val": "final_test_acc", "test_acc": "final_test_acc"}
@@ -46,7 +52,7 @@ OURS_METRIC = {"final_test_acc": "final_test_acc", "best_test_acc": "best_test_a
 def load_published(work: Optional[str | Iterable[str]] = None, *, method=None, model=None, dataset=None,
                    metric=None, include_derived: bool = True, path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
     """The published numbers, filtered: each filter is a value or a list of values of that column."""
-    table = pd.read_csv(path, dtype={"degree": "Int64", "n_seeds": "Int64", "derived": int})
+    table = pd.read_csv(path, dtype={"degree": "Int64", "n_seeds": "Int64", "derived": int, "via": str})
     text = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]
     table[text] = table[text].fillna("")
     table["derived"] = table["derived"].astype(bool)
@@ -133,6 +139,37 @@ def paper_vs_ours(ours: pd.DataFrame, published: Optional[pd.DataFrame] = None, 
     columns = ["work", "table_or_figure", "method", "model", "dataset", "density", "degree", "metric", "paper",
                "paper_spread", "ours_mean", "ours_spread", "n_seeds", "delta", "ours_metric", "derived", "ours"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def paper_table(table: pd.DataFrame, work, *, dataset=None, exclude: Sequence[str] = (),
+                keep_unmatched: bool = False, levels_run_only: bool = False) -> pd.DataFrame:
+    """A stage's paper-vs-ours table, the one function every notebook calls: :func:`paper_vs_ours` of the
+    runs of each method's faithful default (``label`` equal to ``method`` where labels are given: a
+    variant is not what the paper ran) under the static regime, less the methods in ``exclude``, against
+    ``work``'s published rows on ``dataset`` (default: the datasets we ran).
+
+    ``keep_unmatched`` keeps published rows we have not run ("not run"); ``levels_run_only`` narrows
+    those to our grid's levels: the published degrees we ran when our runs have degrees (``opt_degree``),
+    else the published densities within 2% of one of our target densities."""
+    import numpy as np
+
+    ours = table
+    if "label" in ours.columns:
+        ours = ours[ours["label"] == ours["method"]]
+    if "regime" in ours.columns:
+        ours = ours[ours["regime"].fillna("static") == "static"]
+    if len(exclude):
+        ours = ours[~ours["method"].isin(list(exclude))]
+    published = load_published(work, dataset=dataset if dataset is not None else sorted(set(ours["dataset"])))
+    if levels_run_only:
+        if "opt_degree" in ours.columns and ours["opt_degree"].notna().any():
+            degrees = set(pd.to_numeric(ours["opt_degree"], errors="coerce").dropna().astype(int))
+            published = published[published["degree"].isna() | published["degree"].isin(degrees)]
+        else:
+            targets = ours[_density_column(ours)].astype(float).unique()
+            near = published["density"].apply(lambda d: bool(np.any(np.abs(targets - d) <= 0.02 * d)))
+            published = published[near & published["degree"].isna()]
+    return paper_vs_ours(ours, published, keep_unmatched=keep_unmatched)
 
 
 def _pm(mean: float, spread: float) -> str:

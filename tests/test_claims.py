@@ -290,7 +290,8 @@ def test_writer_gives_strict_json_and_markdown(tmp_path):
     doc = json.loads(out.with_suffix(".json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert {c["id"] for c in doc["claims"]} == set(claims.CLAIMS)
     for c in doc["claims"]:
-        assert c["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE) and c["reason"]
+        assert c["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE, claims.UNDEFINED) and c["reason"]
+        assert c["strata"] or c["reason"].startswith("missing data")  # each model's verdict beside the combined one
         for k in ("estimate", "low", "high"):
             assert c[k] is not None or c[f"{k}_reason"]
         assert c["paper"] is not None or c["paper_reason"]
@@ -316,3 +317,165 @@ def test_the_dense_baseline_is_no_density_level():
     df = pd.concat([results(planted, densities=(0.2, 0.05)), results({"dense": const(0.9)}, densities=(1.0,))])
     ev = verdicts({"expander_sweep": {"results": df}}, "expander_sweep")["rreg_ge_xnet", None].evidence
     assert ev.densities == [0.05]
+
+
+# --- per-model verdicts, undefined quantities, one computation for figures and claims -------------------
+
+def _pairs_table(diffs, *, level, base=0.6):
+    """results.csv rows of rreg and xnet for ``{model: [rreg − xnet in pp, one per (level, seed)]}``."""
+    rows = []
+    for model, ds in diffs.items():
+        for i, d in enumerate(ds):
+            lv, seed = (level[model][i // 3], i % 3)
+            for method, acc in (("rreg", base + d / 100), ("xnet", base)):
+                rows.append({"run_id": f"{model}-{method}-{lv}-{seed}", "model": model, "dataset": "fashion-mnist",
+                             "method": method, "target_density": lv, "prune_seed": seed, "seed": seed,
+                             "density": lv, "final_test_acc": acc, "regime": "static"})
+    return pd.DataFrame(rows)
+
+
+def test_verdict_is_per_model_then_combined_by_one_rule():
+    """VGG-11/4 at 2%: +17.6, +21.1, +21.9 pp; the MLP within ±2 pp at its two sparsest levels.  One t
+    interval over the nine pairs contains 0 (+6.65 [-1.23, 14.5] in the sweep), because the models differ
+    a hundredfold, not because of noise; per model VGG holds and the MLP is inconclusive."""
+    diffs = {"vgg11-w0.25": [17.6, 21.1, 21.9], "lenet-300-100": [1.5, -1.2, 0.8, -1.9, 0.4, 0.3]}
+    df = _pairs_table(diffs, level={"vgg11-w0.25": [0.02], "lenet-300-100": [0.01, 0.008]})
+    wide = pd.concat([df, df.assign(target_density=df.target_density * 3, density=df.density * 3,
+                                    run_id=df.run_id + "x")])  # the denser halves, which the claim leaves out
+    r = verdicts({"expander_sweep": {"results": wide}}, "expander_sweep")["rreg_ge_xnet", None]
+    per = {s.stratum: s for s in r.strata}
+    assert set(per) == {"vgg11-w0.25", "lenet-300-100"}
+    assert per["vgg11-w0.25"].verdict == HOLDS and per["vgg11-w0.25"].evidence.n == 3
+    assert per["vgg11-w0.25"].evidence.estimate == pytest.approx(20.2, abs=0.01)
+    assert (per["vgg11-w0.25"].evidence.low, per["vgg11-w0.25"].evidence.high) == pytest.approx((14.6, 25.8), abs=0.1)
+    assert per["lenet-300-100"].verdict == INCONCLUSIVE and per["lenet-300-100"].evidence.n == 6
+    pooled = r.evidence
+    assert pooled.n == 9 and pooled.low < 0 < pooled.high  # the old single interval: inconclusive
+    assert r.verdict == HOLDS and r.reason == "holds on 1 of 2 models, contradicted on none"
+    doc = json.loads(claims.to_json([r]))["claims"][0]
+    assert [s["stratum"] for s in doc["strata"]] == ["lenet-300-100", "vgg11-w0.25"]
+    assert {s["stratum"]: s["verdict"] for s in doc["strata"]} == {"vgg11-w0.25": HOLDS, "lenet-300-100": INCONCLUSIVE}
+    md = claims.markdown([r])
+    # the t interval of the three rounded values quoted above
+    assert "| vgg11-w0.25 | 3 | +20.2 pp [14.5, 25.9] | holds |" in md and "**combined**" in md
+    assert claims.COMBINE in md
+
+
+def test_the_combination_rule():
+    U = claims.UNDEFINED
+    assert claims.combine([HOLDS, INCONCLUSIVE])[0] == HOLDS
+    assert claims.combine([HOLDS, CONTRADICTED])[0] == INCONCLUSIVE  # the models disagree
+    assert claims.combine([CONTRADICTED, U])[0] == CONTRADICTED
+    assert claims.combine([U, U]) == (U, "undefined on all 2 models")
+    assert claims.combine([INCONCLUSIVE, U])[0] == INCONCLUSIVE
+
+
+def _itop(valid_layers, *, densities=(0.05, 0.02), slope=1.0):
+    """ITOP runs of one model, 9 layers each, ``valid_layers[density]`` of them with a valid Δr at both
+    ends; accuracy rises with the drop reading by ``slope`` and falls with the faithful one."""
+    rng = np.random.default_rng(21)
+    rows = []
+    for d in densities:
+        for s in range(6):
+            q = rng.normal()
+            rows.append({"run_id": f"itop-{d}-{s}", "model": "vgg11-w0.25", "dataset": "fashion-mnist",
+                         "method": "itop", "target_density": d, "seed": s, "prune_seed": s, "density": d, "regime": "dst",
+                         "final_test_acc": 0.7 + 0.01 * q, "moving_distance": -q + rng.normal(0, 0.05),
+                         "moving_distance_drop": slope * q + rng.normal(0, 0.05),
+                         "valid_layers": valid_layers[d], "layers": 9})
+    return pd.DataFrame(rows)
+
+
+def test_a_quantity_undefined_for_most_units_gets_no_verdict():
+    """7 of VGG-11/4's 9 layers without a valid Δr at every density: the faithful moving distance (invalid
+    layers read as 0) is undefined, never contradicted, however strong its ρ; the invalid='drop' reading
+    is its own row beside it."""
+    v = verdicts({"full_spectrum": {"results": _itop({0.05: 2, 0.02: 2})}}, "full_spectrum")
+    faithful = v["itop_distance_tracks_accuracy", None]
+    assert faithful.evidence.estimate < -0.9  # what the old scoreboard called contradicted
+    assert faithful.verdict == claims.UNDEFINED and "78% of the units" in faithful.strata[0].reason
+    drop = v["itop_distance_tracks_accuracy", "invalid='drop' reading (only layers with a valid Δr at both ends)"]
+    assert drop.verdict == HOLDS
+    # one density defined (8 of 9 layers valid): the verdict rests on it alone, the other is named
+    v = verdicts({"full_spectrum": {"results": _itop({0.05: 8, 0.02: 2})}}, "full_spectrum")
+    faithful = v["itop_distance_tracks_accuracy", None]
+    assert faithful.verdict == CONTRADICTED and faithful.strata[0].evidence.densities == [0.05]
+    assert any("left out: density 0.02" in n for n in faithful.strata[0].evidence.notes)
+
+
+def test_figures_show_the_numbers_the_claims_decide_on():
+    """Claim by claim, the numbers a notebook's figure or table shows (pai.stages) equal those in
+    CLAIMS.json: both read pai.claims.tables.comparison_table / correlation_table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pai.claims.tables import prepare
+    from pai.stages import expanders, full_spectrum
+    from pai.claims.spectrum import meta_pairs
+
+    def acc(m, d, s):  # one pair at chance under both methods: excluded by the collapsed-run rule
+        return 0.1 if (m == "vgg11-w0.25" and d == 0.02 and s == 0) else 0.8
+
+    planted = {"rreg": lambda m, d, s: acc(m, d, s) + (0.02 if acc(m, d, s) > 0.5 else 0), "xnet": acc,
+               "random-graph": lambda m, d, s: acc(m, d, s) - (0.01 if acc(m, d, s) > 0.5 else 0)}
+    df = results(planted, models=("lenet-300-100", "vgg11-w0.25"), densities=(0.05, 0.02), noise=0.004)
+    rng = np.random.default_rng(3)
+    df["expansion"] = rng.normal(0, 1, len(df))
+    df["final_test_acc"] += 0.003 * df["expansion"]
+    itop = _itop({0.05: 8, 0.02: 2})
+    doc = json.loads(claims.to_json(evaluate({"expander_sweep": {"results": df},
+                                              "full_spectrum": {"results": itop}}, strict=True)))
+    strata = {(c["id"], c["variant"]): {s["stratum"]: s for s in c["strata"]} for c in doc["claims"]}
+
+    table = expanders.results_table(df)
+    sparsest = table[table.level == 0.02]
+    effect = expanders.stem_effect(table, sparsest, [("rreg", "xnet"), ("xnet", "random-graph"),
+                                                     ("rreg", "random-graph")])
+    official = effect[effect.rule == "official rule"]
+    assert len(official) == 6
+    for row in official.itertuples():
+        cid = {"rreg − xnet": "rreg_ge_xnet", "xnet − random-graph": "xnet_ge_random",
+               "rreg − random-graph": "rreg_ge_random"}[row.comparison]
+        s = strata[cid, None][row.model]
+        assert (row.mean_pp, row.low, row.high, row.n) == (s["estimate"], s["low"], s["high"], s["n"])
+    assert official[official.model == "vgg11-w0.25"].n.tolist() == [2, 2, 2]  # the pair at chance left out
+
+    for model in ("lenet-300-100", "vgg11-w0.25"):
+        fig, ax = plt.subplots()
+        shown = expanders.residual_panel(ax, table[table.model == model], "expansion", xlabel="expansion")
+        plt.close(fig)
+        s = strata["accuracy_rises_with_expansion", None][model]
+        assert (shown["rho_within"], shown["low"], shown["high"], shown["n"]) == (s["estimate"], s["low"],
+                                                                                  s["high"], s["n"])
+
+    shown = full_spectrum.itop_correlations(itop)
+    for reading, variant in (("faithful", None),
+                             ("invalid='drop'", "invalid='drop' reading (only layers with a valid Δr at both ends)")):
+        s = strata["itop_distance_tracks_accuracy", variant]["vgg11-w0.25"]
+        assert (shown[reading]["rho"], shown[reading]["n"]) == (s["estimate"], s["n"])
+
+    fs, _ = _spectrum_tables()
+    fs_doc = json.loads(claims.to_json(evaluate({"full_spectrum": {"results": fs}}, strict=True)))
+    pags = next(c for c in fs_doc["claims"] if c["id"] == "pags_ge_generator")
+    row = meta_pairs(prepare(fs), "pags", "generator").iloc[0]
+    s = pags["strata"][0]
+    assert (row["stratum"], row["mean"], row["low"], row["high"], row["n"]) == (s["stratum"], s["estimate"], s["low"],
+                                                                                s["high"], s["n"])
+
+
+def test_moving_distance_readings_of_a_recorded_dst_run():
+    """A DST run's recorded coordinates (JSON: an invalid layer's Δr is null): both readings and the
+    valid-layer count the undefined rule reads.  Layer b crosses the validity threshold: the faithful
+    reading counts its jump from 0, the drop reading leaves it out."""
+    from pai.experiments import moving_distance_readings
+
+    spec = {"prune": {"method": "random-erk"}}
+    start = {"a": [1.0, 2.0, 0.0, 0.0], "b": [None, 1.0, 0.0, 0.0], "c": [None, None, None, None]}
+    end = {"a": [1.0, 2.0, 0.0, 3.0], "b": [5.0, 1.0, 0.0, 0.0], "c": [None, 1.0, None, None]}
+    r = moving_distance_readings(spec, start=start, end=end)
+    assert (r["valid_layers"], r["layers"]) == (1, 3)
+    assert r["moving_distance_drop"] == pytest.approx(3.0)  # layer a only
+    assert r["moving_distance"] == pytest.approx((3.0 + 5.0 + 1.0) / 3)  # b's jump and c's lambda count
+    assert math.isnan(moving_distance_readings({"prune": {"method": "dense"}})["moving_distance"])

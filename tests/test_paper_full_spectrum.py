@@ -39,7 +39,11 @@ def test_paper_profile_path_runs_and_compares_with_the_published_baselines(tmp_p
     meta = pd.read_csv(tmp_path / "runs" / "tables" / "pags_pegs.csv")
     assert {"generator", "PAGS", "PEGS (T=1)", "PEGS (T=2)", "LTH"} <= set(meta.kind)
     moving = pd.read_csv(tmp_path / "runs" / "tables" / "moving_distance.csv")
-    assert set(moving.run_id) == set(results.run_id[results.regime == "static"])
+    assert set(moving.run_id) == set(results.run_id[results.regime.isin(["static", "dst"])])
+    # both readings of every sparse run, with the layers whose Δr is valid at both ends
+    assert {"moving_distance", "moving_distance_drop", "valid_layers", "layers"} <= set(moving.columns)
+    sparse = moving[moving.run_id.isin(results.run_id[results.method != "dense"])]
+    assert (sparse.valid_layers <= sparse.layers).all() and sparse.layers.notna().all()
 
     versus = pd.read_csv(tmp_path / "runs" / "tables" / "paper_vs_ours.csv")
     # the ICLR'23 CIFAR-100 baselines (torchvision ResNet-34): listed, and not run by this model

@@ -39,7 +39,8 @@ def test_schema(table):
     assert set(table.work) == set(WORKS)
     assert table.value.between(0, 100).all() and table.value.notna().all()
     assert set(table.metric) <= set(OURS_METRIC) and set(table.density_basis) <= {"prunable", "all-params"}
-    assert set(table.method) <= set(pruners.names()) | {"dense", "iter-snip"}
+    # iter-snip has no pai pruner; rigl and itop are dynamic sparse training (pai: the dst regime, method itop)
+    assert set(table.method) <= set(pruners.names()) | {"dense", "iter-snip", "rigl", "itop"}
     assert set(table.model) <= set(model_names()) | {"wrn-18", "vgg16-tv"}  # two nets pai does not build
     assert set(table.dataset) <= set(dataset_names())
     dens = table.density.dropna()
@@ -49,8 +50,30 @@ def test_schema(table):
     assert (table[table.method == "dense"].density.fillna(1) == 1).all()
     key = ["work", "table_or_figure", "method", "model", "dataset", "density", "degree", "metric"]
     assert not table.duplicated(key).any()
-    assert (table.source != "").all() and (table.via != "").all()
+    assert (table.source != "").all()
     assert table.derived.sum() == 2  # RReg Tiny-ImageNet WRN-40-14, Random and RReg
+
+
+def test_sources_are_public():
+    """Every row names its public origin; none cites a document the repository does not hold (a working
+    note, a shared folder)."""
+    table = load_published()
+    for column in ("source", "via"):
+        text = table[column].str.lower()
+        assert not text.str.contains(r"research brief|shared/|\.md\b|seeds/").any(), column
+    repo_rows = table[table.work.isin(["synflow", "ramanujan", "mge-snn"])]
+    assert repo_rows.source.str.match(r"[\w.-]+/[\w.-]+, \S").all()  # "owner/name, path"
+
+
+def test_mge_snn_resnet20_cifar10(table):
+    """eliacunegatti/mge-snn, unrolled.csv: ResNet-20 / CIFAR-10, mean of 3 seeds."""
+    mge = table[table.work == "mge-snn"]
+    assert len(mge) == 18 and set(mge.model) == {"resnet20"} and set(mge.dataset) == {"cifar10"}
+    assert sorted(set(mge.density.round(6))) == [0.02, 0.05, 0.1] and (mge.n_seeds == 3).all()
+    at98 = {r.method: r.value for r in mge[mge.density.round(6) == 0.02].itertuples()}
+    assert at98 == {"snip": 75.94, "grasp": 77.13, "synflow": 76.22, "random-erk": 77.44, "rigl": 81.94,
+                    "itop": 81.26}
+    assert mge.source.str.startswith("eliacunegatti/mge-snn, graph_data/graph_metrics/unrolled/unrolled.csv").all()
 
 
 def test_density_is_converted_from_the_printed_quantity(table):
@@ -180,3 +203,26 @@ def test_paper_vs_ours_tolerance_unmatched_and_ambiguity():
     deg = _ours([dict(model="resnet20", dataset="cifar10", method="npb", target_density=0.1, opt_degree=3, seed=0,
                       final_test_acc=0.8)])
     assert len(paper_vs_ours(deg, work="npb")) == 0
+
+
+def test_paper_table_is_one_function_for_every_stage():
+    """pai.published.paper_table: faithful static runs only (a variant's label differs from its method),
+    the excluded methods left out, and the published rows we did not run kept only on request."""
+    from pai.published import paper_table
+    from pai.stages import full_spectrum, node_path, phew
+
+    rows = [dict(model="resnet20", dataset="cifar10", method="npb", label="npb", target_density=0.1, seed=s,
+                 final_test_acc=0.8, regime="static") for s in (0, 1)]
+    rows += [dict(model="resnet20", dataset="cifar10", method="npb", label="npb (paper normaliser)",
+                  target_density=0.1, seed=0, final_test_acc=0.1, regime="static"),
+             dict(model="resnet20", dataset="cifar10", method="npb", label="npb", target_density=0.1, seed=2,
+                  final_test_acc=0.1, regime="dst")]
+    ours = _ours(rows)
+    out = paper_table(ours, "npb")
+    row = _one(out, method="npb", model="resnet20", density=0.1)
+    assert (row.n_seeds, row.ours_mean) == (2, pytest.approx(80.0))  # neither the variant nor the dst run
+    assert len(paper_table(ours, "npb", exclude=["npb"])) == 0
+    assert len(paper_table(ours, "npb", keep_unmatched=True)) == len(load_published("npb", dataset="cifar10"))
+    for stage_table in (phew.paper_table, node_path.paper_table):
+        assert stage_table(ours, "npb").equals(out)
+    assert full_spectrum.paper_table(ours, "npb", "cifar10").equals(paper_table(ours, "npb", keep_unmatched=True))

@@ -9,6 +9,13 @@ rule:
     when the data give no interval (missing table or column, too few pairs, all pairs collapsed) - with
     the reason.  No minimum effect size; no multiplicity correction.
 
+The rule is applied per model (stratum) first, then the per-model verdicts are combined by one rule
+(``COMBINE``: holds on at least one model and contradicted on none, and so on).  A model whose quantity
+is undefined (NaN; a layer without a valid Ramanujan gap) for more than ``UNDEFINED_SHARE`` of its
+units is "undefined at this density" and neither holds nor is contradicted.  Every figure or table that
+shows a claim's comparison reads :func:`comparison_table` / :func:`correlation_table`, the functions the
+claim itself reads.
+
 Intervals: paired comparisons use a Student t interval over (model, density, seed) pairs (three seeds
 give a percentile bootstrap no room to cover; it is reported in the notes); correlations use Fisher's z
 on the partial correlation *within* (model, density) cells; differences of correlations use a paired
@@ -35,14 +42,17 @@ also joined onto ``results`` by run id):
   target_density, seed, log10_paths, ln_effective_nodes, log10_path_kernel_trace,
   mean_width_fraction, min_width_fraction``.
 - any ``<name>.csv`` with ``run_id`` and extra columns, e.g. full_spectrum's
-  ``moving_distance.csv`` (``run_id, moving_distance`` of the static runs).
+  ``moving_distance.csv`` (``run_id, moving_distance, moving_distance_drop, valid_layers, layers`` of the
+  static and ITOP runs: the faithful and the ``invalid="drop"`` readings, and the layers whose Δr is
+  valid at both ends, the units the undefined rule counts).
 
 What each claim reads (stage: claim ids -> columns beyond model, method, target_density, seed):
 
 - expander_sweep/results: ``rreg_ge_xnet, xnet_ge_random, rreg_ge_random`` -> dataset, final_test_acc
   (opt_degree in the degree profile); ``accuracy_rises_with_expansion`` -> expansion (and
   channel_spectral_gap, reported).
-- full_spectrum/results: ``itop_distance_tracks_accuracy`` -> regime, moving_distance (dst rows);
+- full_spectrum/results: ``itop_distance_tracks_accuracy`` -> regime, moving_distance (dst rows; with
+  moving_distance_drop a second row, and valid_layers/layers for the undefined rule);
   ``distance_beats_delta_r, distance_beats_lambda`` -> regime, moving_distance of the static
   population runs, delta_r_norm, lambda; ``pags_ge_generator, pegs_ge_pags`` -> opt_generator,
   final_test_acc.
@@ -57,11 +67,12 @@ What each claim reads (stage: claim ids -> columns beyond model, method, target_
   ``npb_ge_baselines_sparse`` -> final_test_acc.
 """
 from . import expanders, npb, phew, spectrum  # noqa: F401  (registering the claims is importing them)
-from .engine import (CLAIMS, CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, RULE, Claim, ClaimResult, Evidence,
-                     MissingData, decide, evaluate, register_claim)
+from .engine import (CLAIMS, COMBINE, CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, RULE, UNDEFINED, UNDEFINED_SHARE, Claim,
+                     ClaimResult, Evidence, MissingData, StratumResult, combine, decide, evaluate, register_claim)
 from .report import markdown, report, to_json, write
-from .tables import STAGES, geometry_table, load_runs, load_stage
+from .tables import POOLED, STAGES, comparison_table, correlation_table, geometry_table, load_runs, load_stage
 
-__all__ = ["CLAIMS", "CONTRADICTED", "HOLDS", "INCONCLUSIVE", "LEVEL", "RULE", "Claim", "ClaimResult", "Evidence",
-           "MissingData", "decide", "evaluate", "register_claim", "markdown", "report", "to_json", "write",
-           "STAGES", "geometry_table", "load_runs", "load_stage"]
+__all__ = ["CLAIMS", "COMBINE", "CONTRADICTED", "HOLDS", "INCONCLUSIVE", "LEVEL", "RULE", "UNDEFINED",
+           "UNDEFINED_SHARE", "Claim", "ClaimResult", "Evidence", "MissingData", "StratumResult", "combine",
+           "decide", "evaluate", "register_claim", "markdown", "report", "to_json", "write", "POOLED", "STAGES",
+           "comparison_table", "correlation_table", "geometry_table", "load_runs", "load_stage"]

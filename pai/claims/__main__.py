@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import Parser, UserError, check_output, cli
 
+from .engine import UNDEFINED
 from .report import write
 
 
@@ -23,7 +24,8 @@ def main(argv=None) -> int:
     results = write(args.out, args.runs)
     verdicts = [r.verdict for r in results]
     print(f"wrote {args.out} ({len(results)} rows: {verdicts.count('holds')} hold, "
-          f"{verdicts.count('contradicted')} contradicted, {verdicts.count('inconclusive')} inconclusive)")
+          f"{verdicts.count('contradicted')} contradicted, {verdicts.count('inconclusive')} inconclusive, "
+          f"{verdicts.count(UNDEFINED)} undefined at their density)")
     for r in results:
         if r.reason.startswith("error:"):
             print(f"  {r.id}: {r.reason}", file=sys.stderr)

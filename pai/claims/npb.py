@@ -83,7 +83,22 @@ def npb_nearest_balance(tables):
                             stages=[STAGE], variant=None if lab == "npb" else lab,
                             notes=["mean distance: " + ", ".join(f"{k} {v:.3f}" for k, v in per.items()),
                                    f"baselines: {', '.join(base)}"]))
+        out[-1].strata = _per_model(gap, out[-1])
     return out
+
+
+def _per_model(gap: pd.Series, pooled: Evidence) -> list:
+    """``pooled``'s effect per model: the same per-cell gaps, one t interval per model."""
+    idx = gap.index.to_frame(index=False)
+    strata = []
+    for model in sorted(idx["model"].astype(str).unique()):
+        at = (idx["model"].astype(str) == model).to_numpy()
+        res, sub = mean_interval(gap.to_numpy()[at]), idx[at]
+        strata.append(Evidence(pooled.effect, res.mean, res.low, res.high, res.n, pooled.interval, unit=pooled.unit,
+                               models=[model], densities=sorted(float(v) for v in sub["level"].unique()),
+                               seeds=sorted(int(s) for s in sub["seed"].unique()) if "seed" in sub else [],
+                               stages=pooled.stages, variant=pooled.variant, stratum=model))
+    return strata
 
 
 @register_claim("npb_ge_baselines_sparse", title="NPB ≥ best baseline at extreme sparsity", stage=STAGE, work=WORK, source=FIG,

@@ -137,9 +137,20 @@ def _collapse_rate(frames, synflow: str) -> Evidence:
                           "appear here); " + "; ".join(parts))
     res = mean_interval(pd.concat(diffs))
     pr = pd.concat(used)
+    d = pd.concat(diffs)
+    strata = []
+    for model in sorted(pr["model"].astype(str).unique()):
+        at = (pr["model"].astype(str) == model).to_numpy()
+        r, sub = mean_interval(d.to_numpy()[at]), pr[at]
+        strata.append(Evidence(f"collapse(baseline) − collapse({synflow}) where the baseline collapsed", r.mean,
+                               r.low, r.high, r.n, "paired t over (stage, model, density, seed, baseline) pairs, 95%",
+                               unit="percentage points of runs", models=[model],
+                               densities=sorted(float(v) for v in sub["level"].unique()),
+                               seeds=sorted(int(s) for s in sub["seed"].unique()), stages=stages,
+                               variant=None if synflow == "synflow" else synflow, stratum=model))
     return Evidence(f"collapse(baseline) − collapse({synflow}) where the baseline collapsed", res.mean, res.low,
                     res.high, res.n, "paired t over (stage, model, density, seed, baseline) pairs, 95%",
                     unit="percentage points of runs", models=sorted(pr["model"].unique()),
                     densities=sorted(float(v) for v in pr["level"].unique()),
                     seeds=sorted(int(s) for s in pr["seed"].unique()), stages=stages, notes=parts,
-                    variant=None if synflow == "synflow" else synflow)
+                    variant=None if synflow == "synflow" else synflow, strata=strata)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..metrics.stats import COLLAPSE_MARGIN
-from .engine import CLAIMS, LEVEL, RULE, ClaimResult, evaluate
+from .engine import CLAIMS, COMBINE, LEVEL, RULE, UNDEFINED_RULE, VERDICTS, ClaimResult, evaluate
 from .tables import STAGES, load_runs, load_stage
 
 COLLAPSE = (f"a run is collapsed when its final test accuracy is at most chance × {1 + COLLAPSE_MARGIN:g} (0.15 "
@@ -28,13 +28,16 @@ def _num(v, unit: str = "") -> str:
     return f"{v:+.3g}" + (f" {unit}" if unit else "")
 
 
-def _effect(r: ClaimResult) -> str:
-    ev = r.evidence
+def _effect_of(ev) -> str:
     if ev is None or not math.isfinite(ev.estimate):
         return "—"
     unit = {"percentage points": "pp", "percentage points of runs": "pp"}.get(ev.unit, "")
     span = f" [{ev.low:.3g}, {ev.high:.3g}]" if math.isfinite(ev.low) and math.isfinite(ev.high) else ""
     return f"{_num(ev.estimate, unit)}{span}"
+
+
+def _effect(r: ClaimResult) -> str:
+    return _effect_of(r.evidence)
 
 
 def _name(r: ClaimResult) -> str:
@@ -43,10 +46,19 @@ def _name(r: ClaimResult) -> str:
 
 
 def summary_table(results: Sequence[ClaimResult]) -> List[str]:
-    lines = ["| claim | paper | effect [95% interval] | n | verdict |", "|---|---|---|---|---|"]
+    """Per claim: one row per model (stratum) with n, effect, 95% interval and verdict, then the combined
+    verdict (rule: :data:`pai.claims.engine.COMBINE`)."""
+    lines = ["| claim | paper | model | n | effect [95% interval] | verdict |", "|---|---|---|---|---|---|"]
     for r in results:
-        n = r.evidence.n if r.evidence else 0
-        lines.append(f"| {_name(r)} (`{r.id}`) | {r.paper or '—'} | {_effect(r)} | {n} | **{r.verdict}** |")
+        head = f"{_name(r)} (`{r.id}`)"
+        for s in r.strata:
+            lines.append(f"| {head} | {r.paper or '—' if head else ''} | {s.stratum} | {s.evidence.n} | "
+                         f"{_effect_of(s.evidence)} | {s.verdict} |")
+            head = ""
+        if r.strata:
+            lines.append(f"| | | **combined** | | | **{r.verdict}** ({r.reason.split(': ')[0]}) |")
+        else:
+            lines.append(f"| {head} | {r.paper or '—'} | — | 0 | — | **{r.verdict}** ({r.reason}) |")
     return lines
 
 
@@ -59,8 +71,15 @@ def _details(r: ClaimResult) -> List[str]:
         lines += [f"- **Our test**: models {', '.join(ev.models)}; densities (or degrees) "
                   f"{', '.join(f'{d:g}' for d in ev.densities)}; seeds {seeds}; n = {ev.n} "
                   f"(stages: {', '.join(ev.stages)}).",
-                  f"- **Effect**: {ev.effect} = {_num(ev.estimate)} {ev.unit}, interval "
-                  f"[{_num(ev.low)}, {_num(ev.high)}] ({ev.interval})."]
+                  f"- **Effect** ({ev.interval}): {ev.effect}, {ev.unit}."]
+        for s in r.strata:
+            lines.append(f"  - {s.stratum}: {_num(s.evidence.estimate)} [{_num(s.evidence.low)}, "
+                         f"{_num(s.evidence.high)}], n = {s.evidence.n} — **{s.verdict}** ({s.reason})")
+            if len(r.strata) > 1:  # one model: its notes are the pooled ones below
+                lines += [f"    - {note}" for note in s.evidence.notes]
+        if len(r.strata) > 1:
+            lines.append(f"  - pooled over the models (reported, not the verdict): {_num(ev.estimate)} "
+                         f"[{_num(ev.low)}, {_num(ev.high)}], n = {ev.n}")
         lines += [f"- {note}" for note in ev.notes]
     lines += [f"- **Verdict: {r.verdict}** — {r.reason}.", f"- Reads: {r.needs}.", ""]
     return lines
@@ -94,13 +113,14 @@ def paper_tables(tables: Dict) -> List[str]:
 
 
 def markdown(results: Sequence[ClaimResult], tables: Dict | None = None) -> str:
-    counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "contradicted", "inconclusive")}
+    counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
     lines = ["# Claims scoreboard", "",
              "Computed by `python -m pai.claims` (a `dvc repro` stage) from the result tables "
              "`runs/<stage>/*.csv`; no verdict here is written by hand.", "",
-             f"**Verdict rule.** {RULE}", "", f"**Collapsed runs.** {COLLAPSE}", "", f"**Intervals.** {INTERVALS}",
-             "", f"{len(results)} rows: {counts['holds']} hold, {counts['contradicted']} contradicted, "
-             f"{counts['inconclusive']} inconclusive.", ""]
+             f"**Verdict rule.** {RULE}", "", f"**Per model, then combined.** {COMBINE}", "",
+             f"**Undefined quantities.** {UNDEFINED_RULE}", "", f"**Collapsed runs.** {COLLAPSE}", "",
+             f"**Intervals.** {INTERVALS}", "", f"{len(results)} rows: " + ", ".join(
+                 f"{counts[v]} {'hold' if v == 'holds' else v}" for v in VERDICTS) + ".", ""]
     for stage in dict.fromkeys(r.stage for r in results):
         lines += [f"## {stage.replace('_', ' ')}", ""] + summary_table([r for r in results if r.stage == stage])
         lines.append("")
@@ -113,7 +133,8 @@ def markdown(results: Sequence[ClaimResult], tables: Dict | None = None) -> str:
 
 def to_json(results: Sequence[ClaimResult]) -> str:
     """Strict JSON (``allow_nan=False``): a missing number is null with its ``*_reason`` beside it."""
-    doc = {"rule": RULE, "level": LEVEL, "collapse": COLLAPSE, "intervals": INTERVALS,
+    doc = {"rule": RULE, "combine": COMBINE, "undefined": UNDEFINED_RULE, "level": LEVEL, "collapse": COLLAPSE,
+           "intervals": INTERVALS,
            "claims": [r.to_dict() for r in results]}
     return json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
@@ -134,7 +155,8 @@ def report(stage: str, source, *, show: bool = True) -> List[ClaimResult]:
         raise KeyError(f"no claims for stage {stage!r}; valid: {', '.join(sorted({c.stage for c in CLAIMS.values()}))}")
     results = evaluate(_as_tables(stage, source), stages=[stage])
     if show:
-        print("\n".join([f"Claims tested by this notebook (rule: {RULE})", ""] + summary_table(results) + [""]))
+        print("\n".join([f"Claims tested by this notebook (rule: {RULE} {COMBINE})", ""] + summary_table(results)
+                        + [""]))
         for r in results:
             print(f"- {_name(r)}: {r.verdict} — {r.reason}")
     return results

@@ -3,12 +3,13 @@ full-spectrum moving distance tracks accuracy, more than the Ramanujan gap Δr o
 gap λ alone, and PAGS/PEGS improve on their generators."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from ..metrics.stats import correlation_difference, paired_difference
+from ..metrics.stats import correlation_difference
 from ..variants import base_of
 from .engine import Evidence, MissingData, register_claim
-from .tables import accuracy_comparison, table, within_correlation
+from .tables import POOLED, accuracy_comparison, comparison_table, table, undefined_fraction, within_correlation
 
 STAGE = "full_spectrum"
 WORK = "Full spectrum / PAGS, PEGS (Hoang et al., ICLR 2023, NeurIPS 2023)"
@@ -31,11 +32,53 @@ def _population(tables, *columns) -> pd.DataFrame:
                           "full-spectrum coordinate rises with its accuracy (near-linearly).",
                 paper_reason="Pearson ρ per model is printed in the figure only; the source text gives none")
 def itop_distance_tracks_accuracy(tables):
+    """Two readings side by side (``pai.metrics.moving_distance``): the faithful one, an invalid layer read
+    as 0 (a run whose layers mostly have no valid Δr is then "moving" by layers crossing the validity
+    threshold, so a density where most units are invalid is undefined), and ``invalid="drop"``, over the
+    layers valid at both ends only (a run with none is undefined)."""
     df = table(tables, STAGE, columns=("final_test_acc", "moving_distance"))
     dst = df[df["regime"] == "dst"] if "regime" in df.columns else df.iloc[:0]
     if len(dst) == 0:
         raise MissingData(f"no ITOP (regime dst) runs in runs/{STAGE}/results.csv")
-    return within_correlation(dst, "moving_distance", stages=[STAGE])
+    ev = within_correlation(dst, "moving_distance", stages=[STAGE],
+                            what="the moving distance (layers without a valid Δr at either end read as 0)")
+    out = [ev]
+    counts = ""
+    if {"valid_layers", "layers"} <= set(dst.columns) and dst["layers"].notna().any():
+        counts = (f"layers with a valid Δr at both ends: {dst['valid_layers'].mean():.2g} of "
+                  f"{dst['layers'].mean():.2g} per run on average")
+        ev.notes.append(counts)
+    if "moving_distance_drop" in dst.columns:
+        try:
+            drop = within_correlation(dst, "moving_distance_drop", stages=[STAGE],
+                                      what="the moving distance over valid layers (no layer valid at both ends)")
+        except MissingData as e:
+            ev.notes.append(f"invalid='drop' reading: {e}")
+        else:
+            drop.variant = "invalid='drop' reading (only layers with a valid Δr at both ends)"
+            drop.notes += [counts] if counts else []
+            out.append(drop)
+    return out
+
+
+def _stratum_gap(pop: pd.DataFrame, other: str, name: str, stratum: str) -> Evidence:
+    from .engine import UNDEFINED_SHARE
+
+    share = float(np.mean(undefined_fraction(pop, "moving_distance"))) if len(pop) else 0.0
+    cells = pop["model"].astype(str) + "|" + pop["level"].astype(str)
+    gap = correlation_difference(pop["final_test_acc"], pop["moving_distance"], pop[other], groups=cells)
+    undefined = ""
+    if share > UNDEFINED_SHARE:
+        undefined = (f"the moving distance is undefined for {share:.0%} of the units (layers without a valid Δr; "
+                     f"more than {UNDEFINED_SHARE:.0%}): no verdict at this density")
+    return Evidence(f"|ρ(moving distance, acc)| − |ρ({name}, acc)|, within density", gap.estimate, gap.low,
+                    gap.high, gap.n, "bootstrap over runs (both ρ on each resample), 95%", unit="Pearson ρ",
+                    n_min=10, models=sorted(pop["model"].unique()),
+                    densities=sorted(float(v) for v in pop["level"].unique()),
+                    seeds=sorted(int(s) for s in pop["seed"].unique()), stages=[STAGE],
+                    notes=[f"within-density ρ: moving distance {gap.rho1:.3g}, {name} {gap.rho2:.3g}",
+                           f"population: {', '.join(sorted(pop['label'].unique()))}; collapsed runs excluded"],
+                    stratum=stratum, undefined=undefined, undefined_share=share)
 
 
 def _stronger(tables, other: str, name: str) -> Evidence:
@@ -46,15 +89,10 @@ def _stronger(tables, other: str, name: str) -> Evidence:
                 f" (a runs/{STAGE}/moving_distance.csv with run_id, moving_distance is joined onto results)"
                 if col == "moving_distance" else ""))
     pop = pop[~pop["collapsed"]]
-    cells = pop["model"].astype(str) + "|" + pop["level"].astype(str)
-    gap = correlation_difference(pop["final_test_acc"], pop["moving_distance"], pop[other], groups=cells)
-    return Evidence(f"|ρ(moving distance, acc)| − |ρ({name}, acc)|, within density", gap.estimate, gap.low,
-                    gap.high, gap.n, "bootstrap over runs (both ρ on each resample), 95%", unit="Pearson ρ",
-                    n_min=10, models=sorted(pop["model"].unique()),
-                    densities=sorted(float(v) for v in pop["level"].unique()),
-                    seeds=sorted(int(s) for s in pop["seed"].unique()), stages=[STAGE],
-                    notes=[f"within-density ρ: moving distance {gap.rho1:.3g}, {name} {gap.rho2:.3g}",
-                           f"population: {', '.join(sorted(pop['label'].unique()))}; collapsed runs excluded"])
+    ev = _stratum_gap(pop, other, name, POOLED)
+    ev.stratum, ev.undefined = None, ""
+    ev.strata = [_stratum_gap(sub, other, name, str(model)) for model, sub in pop.groupby("model", sort=True)]
+    return ev
 
 
 @register_claim("distance_beats_delta_r", title="full-spectrum distance beats Δr", stage=STAGE, work=WORK, source=BLOG + " (Fig. 4)", needs=NEEDS,
@@ -73,9 +111,9 @@ def distance_beats_lambda(tables):
     return _stronger(tables, "lambda", "λ")
 
 
-def _meta_pairs(tables, a: str, b: str) -> Evidence:
-    """``a`` (pags or pegs) against ``b`` (pags, or "generator": the generator's own mask), per generator."""
-    df = table(tables, STAGE, columns=("final_test_acc",))
+def _meta_frame(df: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """The runs of ``a`` and ``b`` with ``gen``, the generator each pairs on (``b`` = "generator": the
+    generator's own static runs, labelled "generator")."""
     if "opt_generator" not in df.columns:
         raise MissingData(f"runs/{STAGE}/results.csv has no opt_generator column (no PAGS/PEGS runs)")
     meta = df[df["label"].isin([a, b])].assign(gen=lambda t: t["opt_generator"])
@@ -84,15 +122,23 @@ def _meta_pairs(tables, a: str, b: str) -> Evidence:
         regime = df["regime"] if "regime" in df.columns else pd.Series("static", index=df.index)
         own = df[df["label"].isin(gens) & (regime == "static")]
         meta = pd.concat([meta[meta["label"] == a], own.assign(gen=own["label"], label="generator")])
+    return meta
+
+
+def meta_pairs(df: pd.DataFrame, a: str, b: str, *, by: str = "model") -> pd.DataFrame:
+    """The comparison table (:func:`pai.claims.tables.comparison_table`) of ``a`` (pags or pegs) against
+    ``b`` (pags, or "generator": each generator's own static mask) in a prepared results table, paired per
+    generator, per ``by`` ("model", or "gen": one row per generator): what the claims ``pags_ge_generator``
+    and ``pegs_ge_pags`` decide, for a figure or table to show."""
+    return comparison_table(_meta_frame(df, a, b), a, b, by=by, extra_keys=("gen",))
+
+
+def _meta_pairs(tables, a: str, b: str) -> Evidence:
+    """``a`` (pags or pegs) against ``b`` (pags, or "generator": the generator's own mask), per generator."""
+    meta = _meta_frame(table(tables, STAGE, columns=("final_test_acc",)), a, b)
     ev = accuracy_comparison(meta, a, b, stages=[STAGE], extra_keys=("gen",))
-    for g in gens:
-        sub = meta[meta["gen"] == g]
-        pa = sub[sub["label"] == a].set_index(["model", "level", "seed"])["final_test_acc"]
-        pb = sub[sub["label"] == b].set_index(["model", "level", "seed"])["final_test_acc"]
-        both = pa.index.intersection(pb.index)
-        if len(both):
-            r = paired_difference(100 * pa[both].to_numpy(), 100 * pb[both].to_numpy())
-            ev.notes.append(f"generator {g}: {r.mean:+.3g} pp (n = {r.n})")
+    per = comparison_table(meta, a, b, by="gen", extra_keys=("gen",), pooled=False)
+    ev.notes += [f"generator {r.stratum}: {r.mean:+.3g} pp (n = {r.n})" for r in per.itertuples() if r.n]
     return ev
 
 

@@ -74,13 +74,13 @@ def mean_interval(diff, *, level: float = 0.95, n_boot: int = 10000, seed: int =
     sd = float(d.std(ddof=1))
     if sd == 0.0:  # every pair differs by the same amount: no spread to put an interval on
         return Paired(mean, mean, mean, n, 0.0, 1.0 if mean == 0 else 0.0, mean, mean)
-    half = sps.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n)
+    low, high = sps.t.interval(level, n - 1, loc=mean, scale=sd / np.sqrt(n))
     p = float(2 * sps.t.sf(abs(mean) / (sd / np.sqrt(n)), n - 1))
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     boot = d[idx].mean(axis=1)
     alpha = (1 - level) / 2
     blo, bhi = np.quantile(boot, [alpha, 1 - alpha])
-    return Paired(mean, float(mean - half), float(mean + half), n, sd, p, float(blo), float(bhi))
+    return Paired(mean, float(low), float(high), n, sd, p, float(blo), float(bhi))
 
 
 def paired_difference(a, b, *, level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> Paired:

@@ -223,7 +223,11 @@ def correlation(x, y, *, method: str = "pearson", level: float = 0.95) -> Correl
     if method not in STATS:
         raise ValueError(f"unknown stat {method!r}; valid: {', '.join(STATS)}")
     rho, p, n = (pearson if method == "pearson" else spearman)(x, y)
-    lo, hi = fisher_interval(rho, n, level=level, method=method)
+    if method == "pearson" and np.isfinite(rho) and n > 3:  # scipy's Fisher z interval (n - 3 degrees)
+        xs, ys = _pairs(x, y)
+        lo, hi = sps.pearsonr(xs, ys).confidence_interval(confidence_level=level)
+        return CorrelationCI(rho, p, n, float(lo), float(hi), 0)
+    lo, hi = fisher_interval(rho, n, level=level, method=method)  # Spearman's 1.06 factor: no scipy counterpart
     return CorrelationCI(rho, p, n, lo, hi, 0)
 
 

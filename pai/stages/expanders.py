@@ -66,23 +66,24 @@ def stem_check_specs(params: StageParams, methods: Sequence[str], models: Sequen
 
 def stem_effect(table: pd.DataFrame, stem: pd.DataFrame, pairs: Sequence[Sequence[str]]) -> pd.DataFrame:
     """Per model and comparison ``(a, b)``: the paired accuracy difference a − b (pp, over seeds, 95% t
-    interval; :func:`pai.metrics.stats.paired_difference`) under the official first-layer rule
-    (``table``, at ``stem``'s levels) and with the first layer dense (``stem``)."""
-    from ..metrics.stats import paired_difference
+    interval) under the official first-layer rule (``table``, at ``stem``'s levels) and with the first
+    layer dense (``stem``): rows of :func:`pai.claims.tables.comparison_table`, the function the claims
+    ``rreg_ge_xnet``, ``xnet_ge_random`` and ``rreg_ge_random`` read, so its collapsed-run rule (pairs
+    where both runs collapsed excluded, pairs where one did kept and counted) applies here alike."""
+    from ..claims.tables import comparison_table
 
     rows = []
     for model, sub in stem.groupby("model", sort=False):
         level = sub["level"].iloc[0]
         official = table[(table["model"] == model) & (table["level"] == level)]
         for rule, df in (("official rule", official), ("first layer dense", sub)):
-            acc = df.pivot_table(index="seed", columns="label", values="final_test_acc")
             for a, b in pairs:
-                if a not in acc or b not in acc:
+                if not ((df["label"] == a).any() and (df["label"] == b).any()):
                     continue
-                both = acc[[a, b]].dropna()
-                r = paired_difference(100 * both[a], 100 * both[b])
+                r = comparison_table(df, a, b, by="model", pooled=False).iloc[0]
                 rows.append({"model": model, "level": level, "rule": rule, "comparison": f"{a} − {b}",
-                             "mean_pp": r.mean, "low": r.low, "high": r.high, "n": r.n})
+                             "mean_pp": r["mean"], "low": r["low"], "high": r["high"], "n": r["n"],
+                             "both_collapsed": r["both_collapsed"], "only_a": r["only_a"], "only_b": r["only_b"]})
     return pd.DataFrame(rows)
 
 
@@ -122,7 +123,7 @@ def residual_panel(ax, table: pd.DataFrame, x: str, *, xlabel: str, title: str =
     """Accuracy (pp) against ``x``, both relative to their (model, level) cell means, one colour per
     method label, with a least-squares line and the within-level ρ, its 95% interval, p and n in a box
     on no data (:func:`pai.plots.place_text`).  Collapsed runs are left out, as in the claim."""
-    from ..metrics.stats import partial_correlation
+    from ..claims.tables import POOLED, correlation_table
     from ..plots import place_text, style_of
 
     df = within_level(table, x)
@@ -132,7 +133,12 @@ def residual_panel(ax, table: pd.DataFrame, x: str, *, xlabel: str, title: str =
         st = style_of(lab)
         ax.scatter(sub["x_within"], 100 * sub["y_within"], s=18, alpha=0.85, color=st["color"],
                    marker=st["marker"], edgecolors="none", label=lab)
-    r = partial_correlation(df[x], df["final_test_acc"], groups=df["cell"]) if len(df) else None
+    # the number in the box is the claim's: the same table, the same function (one model: its row)
+    corr = correlation_table(table[table["method"] != "dense"], x) if len(df) else None
+    r = None
+    if corr is not None:
+        models = corr[corr["stratum"] != POOLED]
+        r = (models if len(models) == 1 else corr[corr["stratum"] == POOLED]).iloc[0]
     if len(df) >= 3 and np.ptp(df["x_within"]) > 0:
         a, b = np.polyfit(df["x_within"], 100 * df["y_within"], 1)
         xs = np.linspace(df["x_within"].min(), df["x_within"].max(), 50)
@@ -146,7 +152,8 @@ def residual_panel(ax, table: pd.DataFrame, x: str, *, xlabel: str, title: str =
     out = {"rho_within": math.nan, "low": math.nan, "high": math.nan, "p": math.nan, "n": len(df),
            "cells": int(df["cell"].nunique()) if len(df) else 0}
     if r is not None:
-        out.update(rho_within=r.rho, low=r.low, high=r.high, p=r.p_value, n=r.n)
+        out.update(rho_within=r["rho"], low=r["low"], high=r["high"], p=r["p_value"], n=int(r["n"]),
+                   cells=int(r["cells"]))
     place_text(ax, f"within-{level_name} ρ = {out['rho_within']:.2f} [{out['low']:.2f}, {out['high']:.2f}]\n"
                    f"p = {out['p']:.2g}, n = {out['n']} runs in {out['cells']} cells")
     return out
@@ -205,16 +212,6 @@ def paper_comparison(table: pd.DataFrame, work: str) -> pd.DataFrame:
     each with our mean ± spread over seeds and Δ (:func:`pai.published.paper_vs_ours`, matched on the
     degree); a published row we have no run for says "not run".  Only the faithful methods are
     compared: a variant (``label`` differs from ``method``) is not what the paper ran."""
-    from ..published import load_published, paper_vs_ours
+    from ..published import paper_table
 
-    ours = table[table["label"] == table["method"]] if "label" in table.columns else table
-    published = load_published(work, dataset=sorted(set(ours["dataset"])))
-    if "opt_degree" in ours.columns and ours["opt_degree"].notna().any():
-        degrees = set(pd.to_numeric(ours["opt_degree"], errors="coerce").dropna().astype(int))
-        published = published[published["degree"].isna() | published["degree"].isin(degrees)]
-    else:  # density sweeps: the published rows near one of our target densities, and dense
-        targets = ours["target_density"].astype(float).unique()
-        near = published["density"].apply(lambda d: bool(np.any(np.abs(targets - d) <= 0.02 * d)))
-        published = published[near & published["degree"].isna()]
-    return paper_vs_ours(ours, published, keep_unmatched=True)
-
+    return paper_table(table, work, keep_unmatched=True, levels_run_only=True)

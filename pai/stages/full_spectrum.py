@@ -3,7 +3,8 @@ Liu & Wang, NeurIPS 2023): the population's spectral quantities against accuracy
 and PEGS beside their generators and the lottery ticket, and ITOP's moving distance and trajectory.
 
 Tables (``<out_dir>/tables/``, read by ``pai.claims``): ``moving_distance.csv`` (``run_id,
-moving_distance`` of every static run, :func:`pai.experiments.moving_distance_of_run`),
+moving_distance, moving_distance_drop, valid_layers, layers`` of every static and ITOP run: both readings
+of :func:`pai.experiments.moving_distance_readings` and the layers with a valid Δr at both ends),
 ``spectrum_correlations.csv`` (per quantity: pooled and within-density Pearson ρ with 95% intervals),
 ``pags_pegs.csv`` (accuracy per generator, meta-method and seed) and, under a paper profile,
 ``paper_vs_ours.csv``.
@@ -20,7 +21,8 @@ import pandas as pd
 from .. import plots
 from ..experiments import add_full_spectrum_columns, itop_trajectories
 from ..metrics.paired import chance_accuracy, collapsed
-from ..metrics.stats import correlation, partial_correlation
+from ..claims.tables import POOLED, correlation_table, prepare
+from ..metrics.stats import correlation
 from ..tables import save_table, write_tables
 from ..variants import add_labels
 
@@ -39,8 +41,9 @@ def results_table(results: List[Dict], out_dir: str | Path) -> pd.DataFrame:
     table = add_labels(table)
     chance = np.array([chance_accuracy(d) for d in table.dataset], float)
     table["collapsed"] = collapsed(table.final_test_acc.astype(float), chance)
-    static = table[table.regime == "static"]
-    save_table(static[["run_id", "moving_distance"]], root / "tables" / "moving_distance.csv")
+    readings = [c for c in ("moving_distance", "moving_distance_drop", "valid_layers", "layers") if c in table.columns]
+    sparse = table[table.regime.isin(["static", "dst"])]
+    save_table(sparse[["run_id", *readings]], root / "tables" / "moving_distance.csv")
     return table
 
 
@@ -63,11 +66,13 @@ def spectrum_correlations(pop: pd.DataFrame, itop: Optional[pd.DataFrame] = None
         gone = int(ok.collapsed.sum())
         ok = ok[~ok.collapsed]
         pooled = correlation(ok[q], ok.final_test_acc)
-        within = partial_correlation(ok[q], ok.final_test_acc, groups=ok.target_density.astype(str).to_numpy())
+        # within density: the claims' own computation (one indicator per model and density)
+        within = correlation_table(prepare(df), q, pooled=True).iloc[-1]
         rows.append({"runs": group, "quantity": q, "n": pooled.n, "collapsed_excluded": gone,
                      "densities": ok.target_density.nunique(), "rho_pooled": pooled.rho, "low_pooled": pooled.low,
-                     "high_pooled": pooled.high, "p_pooled": pooled.p_value, "rho_within": within.rho,
-                     "low_within": within.low, "high_within": within.high, "p_within": within.p_value})
+                     "high_pooled": pooled.high, "p_pooled": pooled.p_value, "rho_within": within["rho"],
+                     "low_within": within["low"], "high_within": within["high"], "p_within": within["p_value"],
+                     "undefined_share": within["undefined_share"]})
     return pd.DataFrame(rows)
 
 
@@ -210,8 +215,12 @@ def itop_figure(results: List[Dict], table: pd.DataFrame, seed: int):
                                    within=runs.target_density.astype(str).tolist(), stats_box=False,
                                    xlabel="full-spectrum moving distance", ylabel="test accuracy")
     numbers = {"rho acc~moving distance (ITOP, pooled)": st["rho"], "n": st["n"],
-               "rho within density": st.get("rho_within", math.nan),
                "mean ITOP rate": float(runs.itop_rate.mean()) if len(runs) else math.nan}
+    within = itop_correlations(runs)
+    for reading, row in within.items():  # the claim's numbers: pai.claims.tables.correlation_table
+        numbers.update({f"rho within density ({reading})": row["rho"], f"low ({reading})": row["low"],
+                        f"high ({reading})": row["high"], f"n ({reading})": int(row["n"]),
+                        f"undefined share ({reading})": row["undefined_share"]})
     for d, traj in itop_trajectories(results, seed=seed).items():
         c = plots.style_of(f"d={d:g}")["color"]
         axes[1].plot(traj.delta_r, traj["lambda"], color=c, lw=1, marker=".", ms=3, label=f"d={d:g}")
@@ -227,16 +236,35 @@ def itop_figure(results: List[Dict], table: pd.DataFrame, seed: int):
     axes[1].set_ylabel("λ (mean over layers)")
     plots.legend_outside(fig, fontsize=7)
     if len(runs):  # after the legend: it reflows the axes
-        plots.place_text(axes[0], f"ρ = {st['rho']:.2f} [{st['low']:.2f}, {st['high']:.2f}], n = {st['n']}\n"
-                                  f"within density ρ = {st['rho_within']:.2f} "
-                                  f"[{st['low_within']:.2f}, {st['high_within']:.2f}]", fontsize=7)
+        lines = [f"ρ = {st['rho']:.2f} [{st['low']:.2f}, {st['high']:.2f}], n = {st['n']}"]
+        for reading, row in within.items():
+            lines.append(f"within density ({reading}): ρ = {row['rho']:.2f} [{row['low']:.2f}, {row['high']:.2f}], "
+                         f"n = {int(row['n'])}; undefined {row['undefined_share']:.0%}")
+        plots.place_text(axes[0], "\n".join(lines), fontsize=7)
     return fig, numbers
+
+
+def itop_correlations(runs: pd.DataFrame) -> Dict[str, Dict]:
+    """ITOP runs' within-density ρ of accuracy with the moving distance, per reading ("faithful": an
+    invalid layer read as 0; "invalid='drop'": valid layers only), from
+    :func:`pai.claims.tables.correlation_table` -- the numbers the claim ``itop_distance_tracks_accuracy``
+    decides on (one model: its row; several: the row pooled over them)."""
+    if not len(runs):
+        return {}
+    prepared = prepare(runs)
+    out = {}
+    for reading, col in (("faithful", "moving_distance"), ("invalid='drop'", "moving_distance_drop")):
+        if col not in prepared.columns or not np.isfinite(prepared[col].astype(float)).any():
+            continue
+        corr = correlation_table(prepared, col)
+        models = corr[corr["stratum"] != POOLED]
+        out[reading] = (models if len(models) == 1 else corr[corr["stratum"] == POOLED]).iloc[0].to_dict()
+    return out
 
 
 def paper_table(table: pd.DataFrame, work: str, dataset: str) -> pd.DataFrame:
     """:func:`pai.published.paper_vs_ours` of the faithful static runs against ``work``'s published
     numbers on ``dataset``; published rows our grid does not run are kept ("not run")."""
-    from ..published import load_published, paper_vs_ours
+    from ..published import paper_table as published_table
 
-    ours = table[(table.regime == "static") & (table.label == table.method) & ~table.method.isin(META)]
-    return paper_vs_ours(ours, load_published(work, dataset=dataset), keep_unmatched=True)
+    return published_table(table, work, dataset=dataset, exclude=META, keep_unmatched=True)

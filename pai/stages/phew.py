@@ -98,10 +98,9 @@ def paper_table(table: pd.DataFrame, work) -> pd.DataFrame:
     """:func:`pai.published.paper_vs_ours` of the runs under a method's plain name (its faithful
     default): the published baselines ran that protocol (SynFlow's Fig. 6 scores SNIP and GraSP in eval
     mode), so a variant such as ``"snip (train mode)"`` is not matched against them."""
-    from ..published import paper_vs_ours
+    from ..published import paper_table as published_table
 
-    table = table if "label" in table.columns else add_labels(table)
-    return paper_vs_ours(table[table["label"] == table["method"]], work=work)
+    return published_table(table if "label" in table.columns else add_labels(table), work)
 
 
 def geometry_setup(dataset: str, models: Sequence[str], params, seeds: Sequence[int]) -> str:
