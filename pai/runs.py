@@ -38,6 +38,7 @@ from .faults import fault_point
 from .io import clean_stale_temps, load_json, load_torch, save_json, save_torch
 from .metrics import run_metrics
 from .models import initial_model
+from .plugins import load as load_plugins
 from .regimes import Start, get_regime
 from .rundir import RunDir
 from .spec import PruneSpec, RunSpec, SPEC_VERSION, as_dict, canonical, make_spec, run_id  # noqa: F401  (public)
@@ -75,6 +76,7 @@ def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
     if rd.is_done():
         return _load_record(rd)
     spec = RunSpec.coerce(spec)
+    load_plugins(spec.plugins, entry_points=False, where=f"run {rd.path.name}")  # a worker imports them here
     rd.path.mkdir(parents=True, exist_ok=True)
     with _locked(rd):
         if rd.is_done():  # another writer finished it while this one waited
@@ -189,9 +191,10 @@ def sweep(specs: Iterable[RunSpec | Mapping[str, Any]], root: str | os.PathLike,
     return results
 
 
-def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec") -> RunSpec:
+def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec", trusted_plugins=None) -> RunSpec:
     """``spec`` as a :class:`RunSpec` with every name, value and pruner option checked, so a sweep refuses
-    a bad spec before any run starts; a :class:`pai.errors.UserError` names ``where`` and the problem."""
+    a bad spec before any run starts; a :class:`pai.errors.UserError` names ``where`` and the problem.
+    ``trusted_plugins``: the plugin modules a spec may name (None: any); others are refused, not imported."""
     from .data import shape
     from .masks import validate_density
     from .models import MODELS, parse_name
@@ -202,6 +205,11 @@ def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec") -> RunSpe
         if isinstance(spec, Mapping) and not {"train", "prune"} <= set(spec):
             raise ValueError(f"a spec needs 'train' and 'prune' entries, got keys {sorted(spec)}")
         s = RunSpec.coerce(spec)
+        untrusted = [m for m in s.plugins if trusted_plugins is not None and m not in trusted_plugins]
+        if untrusted:
+            raise UserError(f"names plugin {untrusted[0]!r}, which runs its code on import; pass "
+                            f"--plugin {untrusted[0]} if you trust it")
+        load_plugins(s.plugins, where="plugins")
         MODELS.get(parse_name(s.train.model)[0])
         shape(s.train.dataset)
         if s.prune.method != "dense":
@@ -225,13 +233,17 @@ def main(argv=None) -> int:
     ap.add_argument("--executor", default="local", help="local or ray")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--address", default=None, help="Ray cluster address (executor=ray)")
+    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="a module registering your own pruners or models (pai.plugins); repeat for more. "
+                         "It is imported, so its code runs: list only code you trust")
     args = ap.parse_args(argv)
+    trusted = load_plugins(args.plugin, where="--plugin")  # with the pai.plugins entry points
     specs = load_json(args.specs, what="specs file", fix="give a JSON list of specs")
     if not isinstance(specs, list) or not specs:
         raise UserError(f"specs file {args.specs} must hold a non-empty JSON list of specs, "
                         f"got {type(specs).__name__ if specs else 'nothing'}")
     for i, s in enumerate(specs):
-        check_spec(s, f"{args.specs}: spec {i}")
+        check_spec(s, f"{args.specs}: spec {i}", trusted_plugins=trusted)
     ids = [run_id(s) for s in specs]
     dup = next((i for i, r in enumerate(ids) if r in ids[:i]), None)
     if dup is not None:
