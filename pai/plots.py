@@ -47,9 +47,9 @@ def style() -> None:
     })
 
 
-# Colours no pai method uses (tab20b's dark tones, tab20's unused light ones), for the methods of plugins
-PLUGIN_PALETTE = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#ffbb78", "#c5b0d5",
-                  "#9edae5", "#dbdb8d")
+# Hues none of PALETTE's is near (teal, navy, gold, indigo, maroon, magenta, dark slate), for the methods of
+# plugins; past seven plugin methods colours repeat
+PLUGIN_PALETTE = ("#008080", "#000080", "#e6ab02", "#4b0082", "#800000", "#ff00ff", "#2f4f4f")
 
 
 def color(method: str) -> str:
@@ -70,7 +70,8 @@ def color(method: str) -> str:
 def plugin_color(name: str, others: Sequence[str] = ()) -> str:
     """A colour of :data:`PLUGIN_PALETTE` (none of pai's methods') for plugin method ``name``: the slot
     crc32 of its name picks, or the next free one when a plugin method before it (by name, among
-    ``others``) took that slot; so the same methods always get the same, distinct colours."""
+    ``others``) took that slot; so the same methods always get the same colours, distinct while there are
+    no more plugin methods than colours."""
     import zlib
 
     taken, n = set(), len(PLUGIN_PALETTE)

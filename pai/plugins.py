@@ -47,7 +47,7 @@ def check_names(modules, where: str = "plugins") -> List[str]:
     if isinstance(modules, str) or not isinstance(modules, (list, tuple)):
         raise UserError(f"{where} must be a list of module names, like [mypkg.pruners], got {modules!r}")
     for m in modules:
-        if not isinstance(m, str) or not MODULE_NAME.match(m):
+        if not isinstance(m, str) or not MODULE_NAME.match(m) or m.endswith(".py"):  # x.py: a file, surely
             hint = (f" (for a file, put its folder on PYTHONPATH and list {_stem(m)!r})"
                     if isinstance(m, str) and (m.endswith(".py") or "/" in m or "\\" in m) else "")
             raise UserError(f"{where}: {m!r} is not a module name; give an importable dotted name like "
