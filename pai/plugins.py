@@ -10,8 +10,9 @@ and an installed package can declare them once for every stage through the entry
 ``pai.plugins`` (``[project.entry-points."pai.plugins"] mine = "mypkg.pruners"`` in its
 ``pyproject.toml``).  :func:`load` imports both before anything looks a name up: the notebook runner
 before it checks the params (:mod:`pai.notebook`), the kernel when the notebook collects its params
-(:func:`pai.params.stage_params`), and every run (:func:`pai.runs.run_one`), so worker processes
-(spawned, or Ray tasks on other machines) import them too.
+(:func:`pai.params.stage_params`), and every run (:func:`pai.runs.run_one`, to which
+:func:`pai.runs.sweep` passes the modules its process loaded), so worker processes (spawned, or Ray
+tasks on other machines) import them too.
 
 A run's spec carries the modules that provide its pruner, its meta-pruner's ``generator`` and its
 model (:func:`providers`; the ``plugins`` entry of ``spec.json``).  Specs that use no plugin have no

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -38,7 +38,7 @@ from .faults import fault_point
 from .io import clean_stale_temps, load_json, load_torch, save_json, save_torch
 from .metrics import run_metrics
 from .models import initial_model
-from .plugins import load as load_plugins
+from .plugins import load as load_plugins, loaded as loaded_plugins
 from .regimes import Start, get_regime
 from .rundir import RunDir
 from .spec import PruneSpec, RunSpec, SPEC_VERSION, as_dict, canonical, make_spec, run_id  # noqa: F401  (public)
@@ -62,7 +62,7 @@ def _load_record(rd: RunDir) -> Dict[str, Any]:
 
 
 def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
-            progress: bool | None = False) -> Dict[str, Any]:
+            progress: bool | None = False, plugins: Sequence[str] = ()) -> Dict[str, Any]:
     """Prune, train and measure one spec in ``root/run_id(spec)``; return its record (``run.json``).
 
     A spec given as a mapping keeps the id of that mapping (a hand-written partial spec is not
@@ -70,13 +70,15 @@ def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
     Two writers of one run directory (two sweeps sharing runs) take turns: the second waits for the
     first and reuses its result.  A run whose training diverges returns a record with ``status``
     ``"diverged"`` and its epoch, and writes no ``run.json``: it is never a cache hit, and a rerun
-    retries it from its last finite checkpoint (on the CPU it diverges again, at the cost of one epoch)."""
+    retries it from its last finite checkpoint (on the CPU it diverges again, at the cost of one epoch).
+    ``plugins``: modules to import first (:mod:`pai.plugins`) beside those the spec names; :func:`sweep`
+    passes the ones its own process loaded, so a worker knows every method its caller knew."""
     record_spec = as_dict(spec)
     rd = run_dir(record_spec, root)
     if rd.is_done():
         return _load_record(rd)
     spec = RunSpec.coerce(spec)
-    load_plugins(spec.plugins, entry_points=False, where=f"run {rd.path.name}")  # a worker imports them here
+    load_plugins([*plugins, *spec.plugins], entry_points=False, where=f"run {rd.path.name}")  # in a worker too
     rd.path.mkdir(parents=True, exist_ok=True)
     with _locked(rd):
         if rd.is_done():  # another writer finished it while this one waited
@@ -179,7 +181,8 @@ def sweep(specs: Iterable[RunSpec | Mapping[str, Any]], root: str | os.PathLike,
     if len(set(ids)) != len(ids):
         raise ValueError("sweep got the same spec twice")
     Path(root).mkdir(parents=True, exist_ok=True)
-    run = functools.partial(run_one, root=str(root), progress=False)
+    extra = {"plugins": tuple(loaded_plugins())} if loaded_plugins() else {}  # workers import what this one did
+    run = functools.partial(run_one, root=str(root), progress=False, **extra)
     results = get_executor(executor)(run, specs, workers=workers, progress=progress, desc="runs", **executor_options)
     diverged = [r for r in results if r.get("status") == "diverged"]
     if diverged:

@@ -91,6 +91,19 @@ def test_a_worker_imports_the_plugin_its_spec_names(clean_plugins, tmp_path):
     assert row["method"] == "layer-magnitude" and row["plugin"] == "my_pruner"
 
 
+def test_spawned_workers_import_what_the_sweep_loaded(clean_plugins, tmp_path):
+    """A hand-written spec names no plugin; the sweep's workers still import the ones its process loaded."""
+    from pai import runs
+
+    plugins.load(["my_pruner"], entry_points=False)
+    spec = {"train": {**TINY, "seed": 0}, "prune": {"method": "layer-magnitude", "density": 0.2, "seed": 0,
+                                                    "options": {}}}
+    other = {**spec, "train": {**TINY, "seed": 1}}
+    out = runs.sweep([spec, other], tmp_path, workers=2, progress=False)
+    assert [r["status"] for r in out] == ["finished", "finished"]
+    assert out[0]["run_id"] == runs.run_id(spec)  # a mapping keeps the id it has as given
+
+
 def test_entry_point_plugins_load_without_params(clean_plugins, monkeypatch):
     ep = importlib.metadata.EntryPoint(name="mine", value="my_pruner", group=plugins.GROUP)
     monkeypatch.setattr(importlib.metadata, "entry_points",
