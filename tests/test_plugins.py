@@ -104,6 +104,24 @@ def test_spawned_workers_import_what_the_sweep_loaded(clean_plugins, tmp_path):
     assert out[0]["run_id"] == runs.run_id(spec)  # a mapping keeps the id it has as given
 
 
+def test_a_model_plugin_runs_and_its_spec_names_the_plugin(clean_plugins, tmp_path, monkeypatch):
+    from pai import runs
+
+    (tmp_path / "my_models.py").write_text(
+        "from torch import nn\nfrom pai.models import register_model\n\n\n@register_model('my-net')\n"
+        "def my_net(num_classes, in_channels, image_size):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size ** 2, 32), nn.ReLU(),\n"
+        "                         nn.Linear(32, num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.load(["my_models", "my_pruner"], entry_points=False)
+    s = runs.make_spec(**{**TINY, "model": "my-net"}, method="layer-magnitude", density=0.2)
+    assert s.plugins == ("my_models", "my_pruner") and runs.make_spec(**{**TINY, "model": "my-net"}).plugins == (
+        "my_models",)
+    record = runs.run_one(s, tmp_path / "runs")
+    assert record["status"] == "finished" and record["spec"]["plugins"] == ["my_models", "my_pruner"]
+    sys.modules.pop("my_models", None)
+
+
 def test_entry_point_plugins_load_without_params(clean_plugins, monkeypatch):
     ep = importlib.metadata.EntryPoint(name="mine", value="my_pruner", group=plugins.GROUP)
     monkeypatch.setattr(importlib.metadata, "entry_points",
