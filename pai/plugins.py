@@ -20,8 +20,10 @@ such entry, so their run ids are unchanged; a plugin run's id includes the modul
 
 Security: importing a module runs its code.  Only names the user listed (in params, ``--plugin``, or an
 installed package's entry point) are imported, and only dotted Python identifiers: a path, a file name
-or anything else is refused with one line.  A spec file handed over by someone else names its
-plugins, but ``python -m pai sweep`` imports only those also given with ``--plugin``.
+or anything else is refused with one line.  A spec names its plugins, and :func:`pai.runs.run_one`
+imports them, so a spec from someone else is code from someone else: ``python -m pai sweep`` imports
+only the plugins also given with ``--plugin``, and reading a run's files back (tables, claims) imports
+nothing.
 """
 from __future__ import annotations
 
