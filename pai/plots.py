@@ -47,7 +47,7 @@ def style() -> None:
     })
 
 
-# Hues none of PALETTE's is near (teal, navy, gold, indigo, maroon, magenta, dark slate), for the methods of
+# Hues near none of PALETTE's (teal, navy, gold, indigo, maroon, magenta, dark slate), for the methods of
 # plugins; past seven plugin methods colours repeat
 PLUGIN_PALETTE = ("#008080", "#000080", "#e6ab02", "#4b0082", "#800000", "#ff00ff", "#2f4f4f")
 
