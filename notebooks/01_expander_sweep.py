@@ -67,6 +67,7 @@ stem_check = ["vgg11-w0.25"]  # models rerun at their sparsest level with the fi
 spectral_density = {"lenet-300-100": 0.03, "vgg11-w0.25": 0.05}
 spectral_degree = None
 published_work = None  # paper profiles: "rreg" prints and saves the paper-vs-ours table
+plugins = []  # modules registering your own pruners or models (README: "Your own method")
 executor = "local"
 workers = 2
 out_dir = "runs/expander_sweep"

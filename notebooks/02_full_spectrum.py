@@ -62,6 +62,7 @@ itop_drop_fraction = 0.5
 lth_rate = 0.6
 lth_rewind_iteration = 0
 published_work = None  # a paper profile: the work in pai/published.csv whose numbers we compare with
+plugins = []  # modules registering your own pruners or models (README: "Your own method")
 executor = "local"
 workers = 2
 out_dir = "runs/full_spectrum"

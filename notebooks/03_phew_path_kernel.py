@@ -60,6 +60,7 @@ schedule = "cosine"
 focus_density = 0.003
 curve_epochs = 6
 published_work = None
+plugins = []  # modules registering your own pruners or models (README: "Your own method")
 executor = "local"
 workers = 2
 out_dir = "runs/phew_path_kernel"

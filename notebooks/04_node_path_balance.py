@@ -53,6 +53,7 @@ lr = 0.05
 weight_decay = 5e-4
 schedule = "cosine"
 published_work = None
+plugins = []  # modules registering your own pruners or models (README: "Your own method")
 executor = "local"
 workers = 2
 out_dir = "runs/node_path_balance"

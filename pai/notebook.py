@@ -8,7 +8,8 @@ installed (``make setup`` registers it inside .venv), else ``python3``.
 
 Before the kernel starts, the parameters are checked against the notebook's parameters cell
 (:func:`parameter_schema`, :func:`pai.params.check_params`): an unknown key, a value of the wrong type
-or, for a stage's parameter file, a missing key is one line and exit 2.  The kernel gets
+or, for a stage's parameter file, a missing key is one line and exit 2.  The modules of the ``plugins``
+list (a researcher's own pruners and models, :mod:`pai.plugins`) are imported first.  The kernel gets
 ``OMP_WAIT_POLICY=PASSIVE`` (:func:`pai.threads.passive_wait`) unless the environment says otherwise.
 
 Nothing is left half-written.  The executed notebook is written atomically.  The figures (the
@@ -35,6 +36,7 @@ import yaml
 from .errors import Parser, UserError, check_output, cli
 from .io import clean_stale_temps, is_stale_temp, load_yaml, temp_prefix
 from .params import check_params
+from .plugins import load as load_plugins
 from .threads import passive_wait
 
 
@@ -82,6 +84,9 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     if not src.is_file():
         raise UserError(f"notebook {src} does not exist")
     schema = parameter_schema(src)
+    # the user's own pruners and models first (the kernel imports them again): a method a plugin registers
+    # is a valid name, and a plugin that does not import fails here, in one line, before the kernel starts
+    load_plugins((parameters or {}).get("plugins") or [], where=f"parameters of {src.name}: plugins")
     params = check_params(dict(parameters or {}), schema, complete=complete, where=f"parameters of {src.name}")
     base = Path(cwd or Path.cwd())
     fig_dir = params.get("fig_dir", schema.get("fig_dir"))

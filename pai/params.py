@@ -144,13 +144,20 @@ class StageParams:
 
 
 def stage_params(namespace: Dict[str, Any]) -> StageParams:
-    keys = set(TRAIN_KEYS) | {"dataset", "models", "model", "seeds", "densities"}
+    """A notebook's parameters from its globals; first the modules of its ``plugins`` list and of the
+    ``pai.plugins`` entry points are imported (:func:`pai.plugins.load`), so the grids may name their
+    pruners and models."""
+    from .plugins import load
+
+    load(namespace.get("plugins") or [])
+    keys = set(TRAIN_KEYS) | {"dataset", "models", "model", "seeds", "densities", "plugins"}
     return StageParams({k: namespace[k] for k in keys if k in namespace})
 
 
 # ----------------------------------------------------------------------------- validation
 
 LOCATION_KEYS = ("out_dir", "fig_dir")  # where a stage writes: pai.notebook and the tests set them
+OPTIONAL_KEYS = ("plugins",)  # every stage takes them, none needs them: pai.plugins
 
 
 def check_params(params: Mapping[str, Any], schema: Mapping[str, Any], *, complete: bool = False,
@@ -164,14 +171,16 @@ def check_params(params: Mapping[str, Any], schema: Mapping[str, Any], *, comple
       int is no float, a float may be an int, a list's items have the type of the default's items; a
       ``None`` default takes anything, and ``None`` is always accepted ("not used");
     - a ``TrainConfig`` field may be a ``{model: value}`` mapping (:func:`train_options`);
+    - ``plugins`` (any stage): a list of module names (:func:`pai.plugins.check_names`);
     - with ``complete`` (a stage's whole parameter file), every key whose default is not ``None`` must be
-      given, but the output locations :data:`LOCATION_KEYS`.
+      given, but the output locations :data:`LOCATION_KEYS` and :data:`OPTIONAL_KEYS`.
     """
     import difflib
 
     from .errors import UserError
 
     defaults = {k: getattr(TrainConfig(), k) for k in TRAIN_KEYS}
+    defaults.update({k: None for k in OPTIONAL_KEYS})
     defaults.update(schema)
     unknown = [k for k in params if k not in defaults]
     if unknown:
@@ -180,8 +189,13 @@ def check_params(params: Mapping[str, Any], schema: Mapping[str, Any], *, comple
         raise UserError(f"{where}: unknown parameter{'s' * (len(unknown) > 1)} {', '.join(hints)}; valid: "
                         f"{', '.join(sorted(defaults))}")
     out = {k: _checked(k, v, defaults[k], k in TRAIN_KEYS, where) for k, v in params.items()}
+    if "plugins" in out:
+        from .plugins import check_names
+
+        out["plugins"] = check_names(out["plugins"], f"{where}: plugins")
     if complete:
-        missing = [k for k, d in schema.items() if d is not None and k not in params and k not in LOCATION_KEYS]
+        missing = [k for k, d in schema.items()
+                   if d is not None and k not in params and k not in LOCATION_KEYS + OPTIONAL_KEYS]
         if missing:
             raise UserError(f"{where}: missing parameter{'s' * (len(missing) > 1)} {', '.join(missing)} (the "
                             f"notebook's defaults would be used silently); add {'them' if len(missing) > 1 else 'it'} "

@@ -4,7 +4,8 @@ Figures are written as PNG (300 dpi) and PDF side by side, atomically, and each 
 naming dataset, model, epochs and seeds (``caption``), so a figure lifted out of its notebook still
 says what produced it.
 
-- One colour per method in every figure (``PALETTE``, :func:`color`); a method's variants
+- One colour per method in every figure (``PALETTE``, :func:`color`; a plugin's method one of
+  ``PLUGIN_PALETTE``, which no pai method uses); a method's variants
   (``pai.variants``: "synflow (exact count)", "phew (graph walk)", ...) share its hue and differ by
   line style, marker and bar hatch (:func:`style_of`), and are named by their own labels.
 - No legend, key or statistics box on data: :func:`place_legend`, :func:`place_text`,
@@ -64,14 +65,42 @@ def style() -> None:
     })
 
 
+# Hues near none of PALETTE's (teal, navy, gold, indigo, maroon, magenta, dark slate), for the methods of
+# plugins; past seven plugin methods colours repeat
+PLUGIN_PALETTE = ("#008080", "#000080", "#e6ab02", "#4b0082", "#800000", "#ff00ff", "#2f4f4f")
+
+
 def color(method: str) -> str:
     """A fixed colour per method, shared by its variants (``"synflow (exact count)"`` is SynFlow's
-    blue); other labels get a stable one (crc32, not the salted ``hash``)."""
+    blue); a plugin's method (:mod:`pai.plugins`) gets its own (:func:`plugin_color`); other labels a
+    stable one (crc32, not the salted ``hash``)."""
     import zlib
 
+    from .plugins import methods as plugin_methods
+
     base = base_of(str(method))
+    if str(method) not in PALETTE and base not in PALETTE and base in plugin_methods():
+        return plugin_color(base, plugin_methods())
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return PALETTE.get(str(method)) or PALETTE.get(base) or cycle[zlib.crc32(base.encode()) % len(cycle)]
+
+
+def plugin_color(name: str, others: Sequence[str] = ()) -> str:
+    """A colour of :data:`PLUGIN_PALETTE` (none of pai's methods') for plugin method ``name``: the slot
+    crc32 of its name picks, or the next free one when a plugin method before it (by name, among
+    ``others``) took that slot; so the same methods always get the same colours, distinct while there are
+    no more plugin methods than colours."""
+    import zlib
+
+    taken, n = set(), len(PLUGIN_PALETTE)
+    for other in sorted(set(others) | {name}):
+        slot = zlib.crc32(other.encode()) % n
+        while slot in taken and len(taken) < n:
+            slot = (slot + 1) % n
+        if other == name:
+            return PLUGIN_PALETTE[slot]
+        taken.add(slot)
+    raise AssertionError("unreachable: name is among the methods iterated")
 
 
 LINESTYLES = ("-", "--", ":", "-.")
@@ -247,8 +276,10 @@ def grouped_bars(ax, categories: Sequence[str], series: Dict[str, Sequence], *, 
     return means
 
 
-def record(fig_dir: str | os.PathLike, file: str, *, title: str, caption: str, numbers: Dict | None = None) -> None:
-    """Add (or replace) a figure's entry in ``<fig_dir>/captions.json``, read by ``pai.figindex``."""
+def record(fig_dir: str | os.PathLike, file: str, *, title: str, caption: str, numbers: Dict | None = None,
+           legend: Sequence[str] = ()) -> None:
+    """Add (or replace) a figure's entry in ``<fig_dir>/captions.json``, read by ``pai.figindex``; ``legend``:
+    the names its legends show (:func:`legend_texts`)."""
     import json
 
     from .io import save_json
@@ -257,8 +288,17 @@ def record(fig_dir: str | os.PathLike, file: str, *, title: str, caption: str, n
     entries = json.loads(path.read_text()) if path.exists() else []
     entries = [e for e in entries if e["file"] != file]
     clean = {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in (numbers or {}).items()}
-    entries.append({"file": file, "title": title, "caption": caption, "numbers": clean})
+    entry = {"file": file, "title": title, "caption": caption, "numbers": clean}
+    if legend:
+        entry["legend"] = list(legend)
+    entries.append(entry)
     save_json(entries, path)
+
+
+def legend_texts(fig) -> List[str]:
+    """The entries of every legend drawn on ``fig`` (figure-level and per-axes), each once, in order."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    return list(dict.fromkeys(t.get_text() for lg in legends for t in lg.get_texts()))
 
 
 def finish(fig, fig_dir: str | os.PathLike, file: str, *, title: str, caption_text: str,
@@ -273,5 +313,6 @@ def finish(fig, fig_dir: str | os.PathLike, file: str, *, title: str, caption_te
 
         warnings.warn(f"{file}: boxes cover data: {'; '.join(bad)}", stacklevel=2)
     paths = save(fig, Path(fig_dir) / file)
-    record(fig_dir, file, title=title, caption=f"{caption_text} {setup}".strip(), numbers=numbers)
+    record(fig_dir, file, title=title, caption=f"{caption_text} {setup}".strip(), numbers=numbers,
+           legend=legend_texts(fig))
     return paths

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -38,6 +38,7 @@ from .faults import fault_point
 from .io import clean_stale_temps, load_json, load_torch, save_json, save_torch
 from .metrics import run_metrics
 from .models import initial_model
+from .plugins import load as load_plugins, loaded as loaded_plugins
 from .regimes import Start, get_regime
 from .rundir import RunDir
 from .spec import PruneSpec, RunSpec, SPEC_VERSION, as_dict, canonical, make_spec, run_id  # noqa: F401  (public)
@@ -61,7 +62,7 @@ def _load_record(rd: RunDir) -> Dict[str, Any]:
 
 
 def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
-            progress: bool | None = False) -> Dict[str, Any]:
+            progress: bool | None = False, plugins: Sequence[str] = ()) -> Dict[str, Any]:
     """Prune, train and measure one spec in ``root/run_id(spec)``; return its record (``run.json``).
 
     A spec given as a mapping keeps the id of that mapping (a hand-written partial spec is not
@@ -69,12 +70,15 @@ def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
     Two writers of one run directory (two sweeps sharing runs) take turns: the second waits for the
     first and reuses its result.  A run whose training diverges returns a record with ``status``
     ``"diverged"`` and its epoch, and writes no ``run.json``: it is never a cache hit, and a rerun
-    retries it from its last finite checkpoint (on the CPU it diverges again, at the cost of one epoch)."""
+    retries it from its last finite checkpoint (on the CPU it diverges again, at the cost of one epoch).
+    ``plugins``: modules to import first (:mod:`pai.plugins`) beside those the spec names; :func:`sweep`
+    passes the ones its own process loaded, so a worker knows every method its caller knew."""
     record_spec = as_dict(spec)
     rd = run_dir(record_spec, root)
     if rd.is_done():
         return _load_record(rd)
     spec = RunSpec.coerce(spec)
+    load_plugins([*plugins, *spec.plugins], entry_points=False, where=f"run {rd.path.name}")  # in a worker too
     rd.path.mkdir(parents=True, exist_ok=True)
     with _locked(rd):
         if rd.is_done():  # another writer finished it while this one waited
@@ -177,7 +181,8 @@ def sweep(specs: Iterable[RunSpec | Mapping[str, Any]], root: str | os.PathLike,
     if len(set(ids)) != len(ids):
         raise ValueError("sweep got the same spec twice")
     Path(root).mkdir(parents=True, exist_ok=True)
-    run = functools.partial(run_one, root=str(root), progress=False)
+    extra = {"plugins": tuple(loaded_plugins())} if loaded_plugins() else {}  # workers import what this one did
+    run = functools.partial(run_one, root=str(root), progress=False, **extra)
     results = get_executor(executor)(run, specs, workers=workers, progress=progress, desc="runs", **executor_options)
     diverged = [r for r in results if r.get("status") == "diverged"]
     if diverged:
@@ -189,9 +194,10 @@ def sweep(specs: Iterable[RunSpec | Mapping[str, Any]], root: str | os.PathLike,
     return results
 
 
-def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec") -> RunSpec:
+def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec", trusted_plugins=None) -> RunSpec:
     """``spec`` as a :class:`RunSpec` with every name, value and pruner option checked, so a sweep refuses
-    a bad spec before any run starts; a :class:`pai.errors.UserError` names ``where`` and the problem."""
+    a bad spec before any run starts; a :class:`pai.errors.UserError` names ``where`` and the problem.
+    ``trusted_plugins``: the plugin modules a spec may name (None: any); others are refused, not imported."""
     from .data import shape
     from .masks import validate_density
     from .models import MODELS, parse_name
@@ -202,6 +208,11 @@ def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec") -> RunSpe
         if isinstance(spec, Mapping) and not {"train", "prune"} <= set(spec):
             raise ValueError(f"a spec needs 'train' and 'prune' entries, got keys {sorted(spec)}")
         s = RunSpec.coerce(spec)
+        untrusted = [m for m in s.plugins if trusted_plugins is not None and m not in trusted_plugins]
+        if untrusted:
+            raise UserError(f"names plugin {untrusted[0]!r}, which runs its code on import; pass "
+                            f"--plugin {untrusted[0]} if you trust it")
+        load_plugins(s.plugins, where="plugins")
         MODELS.get(parse_name(s.train.model)[0])
         shape(s.train.dataset)
         if s.prune.method != "dense":
@@ -225,13 +236,17 @@ def main(argv=None) -> int:
     ap.add_argument("--executor", default="local", help="local or ray")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--address", default=None, help="Ray cluster address (executor=ray)")
+    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="a module registering your own pruners or models (pai.plugins); repeat for more. "
+                         "It is imported, so its code runs: list only code you trust")
     args = ap.parse_args(argv)
+    trusted = load_plugins(args.plugin, where="--plugin")  # with the pai.plugins entry points
     specs = load_json(args.specs, what="specs file", fix="give a JSON list of specs")
     if not isinstance(specs, list) or not specs:
         raise UserError(f"specs file {args.specs} must hold a non-empty JSON list of specs, "
                         f"got {type(specs).__name__ if specs else 'nothing'}")
     for i, s in enumerate(specs):
-        check_spec(s, f"{args.specs}: spec {i}")
+        check_spec(s, f"{args.specs}: spec {i}", trusted_plugins=trusted)
     ids = [run_id(s) for s in specs]
     dup = next((i for i, r in enumerate(ids) if r in ids[:i]), None)
     if dup is not None:

@@ -6,14 +6,16 @@ A run is "prune at initialisation, then train through a regime"::
             prune=PruneSpec(method="rreg", density=0.05, seed=0, options={}),
             regime="static",            # or "dst", "lth" (pai.regimes)
             regime_options={},
-            metrics=True)               # measure the mask's graph/path metrics
+            metrics=True,               # measure the mask's graph/path metrics
+            plugins=None)               # modules of the user's own pruner/model (pai.plugins); None: found
 
 Its JSON form (:meth:`RunSpec.to_dict`) is what ``spec.json`` and ``run.json`` hold and what the id
 hashes::
 
     {"train": {every TrainConfig field}, "metrics": true,
      "prune": {"method": ..., "density": ..., "seed": ..., "options": {...}},
-     "regime": {"kind": "dst", "options": {...}}}      # absent for static runs
+     "regime": {"kind": "dst", "options": {...}},      # absent for static runs
+     "plugins": ["my_pruner"]}                          # absent unless a plugin provides the method or model
 
 :func:`run_id` is the md5 of the canonical JSON (sorted keys, no spaces) with the spec version, minus
 the fields that say how to run (``threads``, ``data_root``); a test pins ids of several specs, so a
@@ -26,7 +28,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .config import HOW_TO_RUN, TrainConfig
 
@@ -60,8 +62,12 @@ class RunSpec:
     regime: str = "static"
     regime_options: Dict[str, Any] = field(default_factory=dict)
     metrics: bool = True
+    # the plugin modules (pai.plugins) a worker imports before this run; None: those that registered the
+    # method, its generator and the model in this process.  Empty for pai's own, so their ids are unchanged
+    plugins: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self):
+        from .plugins import check_names, providers
         from .regimes import get_regime  # the registry is light; regimes import their trainers lazily
 
         object.__setattr__(self, "train", TrainConfig.coerce(self.train))
@@ -69,6 +75,9 @@ class RunSpec:
             object.__setattr__(self, "prune", PruneSpec(**self.prune))
         object.__setattr__(self, "regime_options", dict(self.regime_options or {}))
         object.__setattr__(self, "metrics", bool(self.metrics))
+        plugins = (providers(self.prune.method, self.prune.options, self.train.model) if self.plugins is None
+                   else check_names(self.plugins, "spec plugins"))
+        object.__setattr__(self, "plugins", tuple(plugins))
         regime = get_regime(self.regime)
         if getattr(regime, "starts_dense", False) and self.prune.method != "dense":
             raise ValueError(f"the {self.regime} regime starts from the dense network: method must be 'dense'")
@@ -84,13 +93,16 @@ class RunSpec:
         out = {"train": self.train.to_dict(), "metrics": self.metrics, "prune": self.prune.to_dict()}
         if self.regime != "static":
             out["regime"] = {"kind": self.regime, "options": dict(self.regime_options)}
+        if self.plugins:
+            out["plugins"] = list(self.plugins)
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunSpec":
         regime = d.get("regime") or {"kind": "static"}
         return cls(train=TrainConfig.from_dict(dict(d["train"])), prune=PruneSpec(**d["prune"]),
-                   regime=regime["kind"], regime_options=regime.get("options", {}), metrics=d.get("metrics", True))
+                   regime=regime["kind"], regime_options=regime.get("options", {}), metrics=d.get("metrics", True),
+                   plugins=d.get("plugins") or ())
 
     @classmethod
     def coerce(cls, spec: "RunSpec | Mapping[str, Any]") -> "RunSpec":
@@ -100,7 +112,14 @@ class RunSpec:
         """A copy with fields replaced; ``prune=dict(...)`` updates only the prune fields named."""
         if isinstance(changes.get("prune"), Mapping):
             changes["prune"] = dataclasses.replace(self.prune, **changes["prune"])
-        return dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **changes)
+        if "plugins" not in changes and _uses(new) != _uses(self):  # another method or model: found anew
+            new = dataclasses.replace(new, plugins=None)
+        return new
+
+
+def _uses(s: RunSpec) -> tuple:
+    return s.prune.method, s.prune.options.get("generator"), s.train.model
 
 
 def as_dict(spec: "RunSpec | Mapping[str, Any]") -> Dict[str, Any]:
@@ -133,7 +152,7 @@ def revisions(spec: Mapping[str, Any]) -> list:
 
 def make_spec(*, model: str, dataset: str, method: str = "dense", density: float = 1.0, prune_seed: int = 0,
               prune_options: Dict[str, Any] | None = None, metrics: bool = True, regime: str = "static",
-              regime_options: Dict[str, Any] | None = None, **train) -> RunSpec:
+              regime_options: Dict[str, Any] | None = None, plugins=None, **train) -> RunSpec:
     """A spec from flat keyword arguments (anything else is a ``TrainConfig`` field).
 
     ``regime``: ``static`` (train the pruned mask as it is), ``dst`` (dynamic sparse training from it,
@@ -141,4 +160,4 @@ def make_spec(*, model: str, dataset: str, method: str = "dense", density: float
     :func:`pai.lth.lottery_ticket` options; ``method`` must be ``dense``)."""
     return RunSpec(train=TrainConfig.from_dict({"model": model, "dataset": dataset, **train}),
                    prune=PruneSpec(method, density, prune_seed, prune_options or {}),
-                   regime=regime, regime_options=regime_options or {}, metrics=metrics)
+                   regime=regime, regime_options=regime_options or {}, metrics=metrics, plugins=plugins)

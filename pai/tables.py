@@ -2,7 +2,8 @@
 
 A row flattens a run's record (``run.json``, :func:`pai.runs.run_one`): the spec's key fields, the
 accuracies, ``status`` (``finished``, or ``diverged`` with ``diverged_epoch``: its accuracies are empty),
-the mask's summary metrics, the prune options as ``opt_<name>``, and per regime its own
+the mask's summary metrics, the prune options as ``opt_<name>``, ``plugin`` (the module that registered a
+plugin's pruner, :mod:`pai.plugins`; only in tables that have such runs), and per regime its own
 columns (``dst``: the ITOP rate and moving distances, ``method`` = ``itop`` with the pruner as
 ``generator``; ``lth``: ``method`` = ``lth``).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from .io import atomic_write, save_json
+from .plugins import provider
 
 # The columns ``dvc metrics show`` lists per run (results.csv has every column).
 METRIC_KEYS = ("final_test_acc", "best_test_acc", "density", "itop_rate", "moving_distance")
@@ -49,6 +51,8 @@ def flatten_result(result: Dict[str, Any]) -> Dict[str, Any]:
             row[k] = v
     for k, v in spec["prune"]["options"].items():
         row[f"opt_{k}"] = v
+    if provider("pruner", row["method"]) in spec.get("plugins", ()):  # a researcher's own pruner (pai.plugins)
+        row["plugin"] = provider("pruner", row["method"])
     regime = regime_of(spec)
     row["regime"] = regime
     if regime == "lth":

@@ -23,7 +23,7 @@ LAYERS = [
     ("measurement", ["pai.metrics"]),
     ("pruning", ["pai.pruners"]),
     ("training", ["pai.checkpoint", "pai.train", "pai.dst", "pai.lth"]),
-    ("runs", ["pai.spec", "pai.regimes", "pai.runs", "pai.tables"]),
+    ("runs", ["pai.plugins", "pai.spec", "pai.regimes", "pai.runs", "pai.tables"]),
     ("stages", ["pai.params", "pai.experiments", "pai.stages", "pai.variants", "pai.placement", "pai.plots", "pai.published",
                 "pai.claims", "pai.figindex", "pai.notebook", "pai.profiles"]),
     ("command line", ["pai", "pai.__main__", "pai.pruners.cli", "pai.metrics.cli", "pai.bench"]),

@@ -79,7 +79,8 @@ def test_missing_methods_tables_and_columns_are_inconclusive_with_a_reason():
     assert r.verdict == INCONCLUSIVE and "expansion" in r.reason and r.evidence is None
     everything = verdicts({})
     assert all(r.verdict == INCONCLUSIVE and r.reason.startswith("missing data") for r in everything.values())
-    assert {cid for cid, _ in everything} == set(claims.CLAIMS)  # a row for every claim, data or not
+    # a row for every claim, data or not (a plugin's claims: a row per plugin method, none without)
+    assert {cid for cid, _ in everything} == set(claims.CLAIMS) - set(claims.plugins.CLAIM_IDS)
 
 
 def test_collapsed_pairs_are_excluded_or_counted_never_silently_averaged():
@@ -288,7 +289,7 @@ def test_writer_gives_strict_json_and_markdown(tmp_path):
     text = out.read_text()
     assert "**Verdict rule.**" in text and "RReg ≥ X-Net at low density" in text and "**holds**" in text
     doc = json.loads(out.with_suffix(".json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
-    assert {c["id"] for c in doc["claims"]} == set(claims.CLAIMS)
+    assert {c["id"] for c in doc["claims"]} == set(claims.CLAIMS) - set(claims.plugins.CLAIM_IDS)
     for c in doc["claims"]:
         assert c["verdict"] in (HOLDS, CONTRADICTED, INCONCLUSIVE, claims.UNDEFINED) and c["reason"]
         assert c["strata"] or c["reason"].startswith("missing data")  # each model's verdict beside the combined one

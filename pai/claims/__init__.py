@@ -62,11 +62,13 @@ What each claim reads (stage: claim ids -> columns beyond model, method, target_
 - every stage's results with synflow and magnitude or snip: ``synflow_avoids_collapse`` ->
   final_test_acc, log10_paths or effective_nodes (at every level, over the runs where the baseline
   collapsed: at chance or disconnected).
+- every stage's results with runs of a plugin's pruner (a ``plugin`` column, :mod:`.plugins`):
+  ``plugin_ge_random_<stage>`` -> final_test_acc; one row per such method, none without.
 - node_path_balance/geometry (else results): ``npb_nearest_balance`` -> log10_paths,
   ln_effective_nodes (results: effective_nodes); node_path_balance/results:
   ``npb_ge_baselines_sparse`` -> final_test_acc.
 """
-from . import expanders, npb, phew, spectrum  # noqa: F401  (registering the claims is importing them)
+from . import expanders, npb, phew, plugins, spectrum  # noqa: F401  (registering the claims is importing them)
 from .engine import (CLAIMS, COMBINE, CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, RULE, UNDEFINED, UNDEFINED_SHARE, Claim,
                      ClaimResult, Evidence, MissingData, StratumResult, combine, decide, evaluate, register_claim)
 from .report import markdown, report, to_json, write
