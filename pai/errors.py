@@ -34,6 +34,12 @@ class UserError(ValueError):
     """Bad input: the message names the file or value and says how to fix it."""
 
 
+class WriteError(UserError, OSError):
+    """A file could not be written for a reason of its place (disk full, read-only folder, name too long
+    for the file system, no permission); the message names the file and the fix.  An ``OSError`` too,
+    so a writer with a fallback location still catches it."""
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became non-finite at ``epoch`` (1-based); ``reason`` says what was seen."""
 
