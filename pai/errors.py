@@ -18,6 +18,7 @@ This module imports nothing heavy (no torch), so every entry point can use it fi
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import sys
@@ -126,12 +127,24 @@ def check_output(path: str | os.PathLike, *, kind: str = "file", what: str = "ou
     if kind == "dir" and path.exists() and not path.is_dir():
         raise UserError(f"{what} {path} is a file, not a folder; give a folder (it is created if missing)")
     folder = path if kind == "dir" else path.parent
+    # a file is probed under the name of the temp file pai.io.atomic_write will write it through (longer
+    # than the target's), so a name too long for the file system is found now, not after the work
+    prefix = ".pai-write-probe."
+    if kind == "file":
+        from .io import temp_prefix
+
+        prefix = temp_prefix(path.name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".pai-write-probe.", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            extra = len(os.fsencode(prefix + "x" * 8 + ".tmp")) - len(os.fsencode(path.name))
+            raise UserError(f"cannot write {what} {path}: its name is too long for the file system "
+                            f"({len(os.fsencode(path.name))} bytes, and pai writes it through a temp file whose "
+                            f"name is {extra} bytes longer); choose a shorter name") from None
         raise UserError(f"cannot write {what} {path} ({e.strerror or e}); choose a writable location") from None
     return path
 

@@ -239,19 +239,21 @@ def load_torch(path: str | os.PathLike, *, what: str = "file", fix: str = "write
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
-            raise UserError(f"{what} {path} asks to run code or build objects a pai file never holds "
-                            f"({_forbidden(e)}; refused without running it); {fix}") from None
-        raise UserError(f"{what} {path} is corrupt or truncated ({_short(e)}); {fix}") from e
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:  # a pickle that names a function or class: what code would run through
+            raise UserError(f"{what} {path} asks for {found.group(1)}, which no file pai writes holds (a pickle "
+                            f"can run code through it; refused, nothing of it ran); {fix}") from None
+        raise UserError(f"{what} {path} is corrupt, truncated or not a file pai wrote "
+                        f"({_weights_only_reason(e)}); {fix}") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError,
             AttributeError, TypeError, IndexError) as e:
         raise UserError(f"{what} {path} is corrupt or truncated ({_short(e)}); {fix}") from e
 
 
-def _forbidden(e: BaseException) -> str:
-    """What torch's weights-only unpickler refused, from its long message: ``GLOBAL builtins.exec``."""
-    m = re.search(r"Unsupported global: (GLOBAL [\w.]+)", str(e)) or re.search(r"(GLOBAL [\w.]+)", str(e))
-    return m.group(1) if m else _short(e)
+def _weights_only_reason(e: BaseException) -> str:
+    """The reason in torch's weights-only message, without its advice to load unsafely."""
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(e))
+    return f"UnpicklingError: {found.group(1).strip()[:160]}" if found else _short(e)
 
 
 def load_json(path: str | os.PathLike, *, what: str = "file", fix: str = "write it again") -> Any:

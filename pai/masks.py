@@ -118,7 +118,8 @@ def check_mask_values(mask: Mapping[str, torch.Tensor], what: str = "mask", empt
     from .errors import UserError
 
     if not isinstance(mask, Mapping) or not mask:
-        raise UserError(f"{what} is not a mask (a non-empty mapping of weight names to 0/1 tensors)")
+        raise UserError(f"{what} is not a mask: a non-empty mapping of weight names to 0/1 tensors, got "
+                        f"{'an empty mapping' if isinstance(mask, Mapping) else type(mask).__name__}")
     anything = False
     for k, m in mask.items():
         if not torch.is_tensor(m):

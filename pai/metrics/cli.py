@@ -102,6 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:  # checked first: writing it must not destroy an input, nor fail after the work
         check_distinct(args.json, [args.mask, args.weights], what="--json")
         check_output(args.json, what="--json")
+    if args.samples < 1:
+        raise UserError(f"--samples (vertex-expansion samples) must be an int >= 1, got {args.samples}")
     num_classes, in_channels, image_size = _shape(args)
     model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
     if args.weights:
