@@ -22,7 +22,10 @@ record every edge explicitly:
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
@@ -147,10 +150,12 @@ def _shaped_trace(model: nn.Module, input_shape: Tuple[int, int, int]) -> fx.Gra
     gm = fx.symbolic_trace(model)
     was_training = model.training
     gm.eval()
+    said = io.StringIO()  # ShapeProp prints a traceback before it raises; the error below says it in a line
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stderr(said):
             p = next(model.parameters())
             ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device))
+        sys.stderr.write(said.getvalue())  # anything else the forward said (warnings)
     except RuntimeError as e:  # an input of the wrong shape: the first layer that cannot take it
         node = re.search(r"target=([\w.]+)", str(e))
         raise ValueError(f"input_shape {tuple(input_shape)} does not fit {type(model).__name__}"
