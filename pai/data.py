@@ -9,7 +9,10 @@ Sources and formats (read here with numpy, so no torchvision integrity check is 
   Debian package folder, then downloaded by torchvision into ``data/`` when online.
 - CIFAR-10/100 (Krizhevsky, tech. report 2009): the "python version" pickles
   (``cifar-10-batches-py/data_batch_1..5, test_batch``; ``cifar-100-python/train, test`` with the
-  ``fine_labels``), under ``root``, ``$PAI_DATA`` or ``./data``, else torchvision's download.
+  ``fine_labels``), under ``root``, ``$PAI_DATA`` or ``./data``, else torchvision's download.  Read
+  through :class:`CifarUnpickler`, which builds numpy arrays, lists, dicts, bytes, str and numbers
+  only: a planted batch file cannot run code (torchvision's own reader, used only right after its
+  download, unpickles files whose MD5 it has just checked).
 - Tiny-ImageNet (Le & Yang 2015): the JPEG folders of ``tiny-imagenet-200.zip``, decoded once into a
   cached tensor file; never downloaded (:mod:`pai.tiny_imagenet`).
 - digits: scikit-learn's bundled 8x8 digits (UCI optdigits test set), split 1437/360 by a fixed

@@ -3,6 +3,9 @@
 - :class:`UserError` (a ``ValueError``): something the user gave is wrong -- a file, a value, a path.
   Its message names the file or value and the fix.  Loaders raise it for files that are corrupt,
   truncated or empty (``pai.masks.load_mask``, ``pai.checkpoint``, ``pai.data``, params and specs).
+- :class:`WriteError` (a ``UserError`` and an ``OSError``): a file could not be written for a reason of
+  its place -- a full disk, a read-only folder, a name too long for the file system
+  (``pai.io.atomic_write`` raises it naming the file and the fix).
 - :class:`TrainingDiverged`: the training loss became non-finite; the run is stopped and marked, never
   recorded as finished (``pai.train``, ``pai.runs``).
 - :func:`cli` wraps a ``main(argv) -> int``: a ``UserError`` (or another input error: ``ValueError``,
