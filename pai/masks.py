@@ -148,7 +148,7 @@ def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor], what: str = "
                empty_ok: bool = False) -> None:
     """Raise ``ValueError`` naming the layer when ``mask`` does not fit ``model``, or holds values that
     are not 0/1, or (unless ``empty_ok``) keeps no weight (:func:`check_mask_values`)."""
-    check_mask_values(mask, what, empty_ok=True)
+    check_mask_values(mask, what, empty_ok=empty_ok)
     params = prunable_parameters(model)
     missing = [k for k in params if k not in mask]
     extra = [k for k in mask if k not in params]
@@ -162,8 +162,6 @@ def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor], what: str = "
         if tuple(mask[k].shape) != tuple(p.shape):
             raise ValueError(f"mask for layer {k!r} has shape {tuple(mask[k].shape)}, "
                              f"the weight has shape {tuple(p.shape)}")
-    if not empty_ok:
-        check_mask_values(mask, what)
 
 
 def validate_density(density: float) -> float:
