@@ -133,8 +133,9 @@ def check_mask_values(mask: Mapping[str, torch.Tensor], what: str = "mask", empt
         if m.dtype != torch.bool:
             if m.is_complex():
                 raise UserError(f"{what}: tensor {k!r} is complex ({m.dtype}); {MASK_VALUES_FIX}")
-            bad = ~((m == 0) | (m == 1))  # NaN is neither
-            if bool(bad.any()):
+            ok = m.eq(0).logical_or_(m.eq(1))  # NaN is neither
+            if not bool(ok.all()):
+                bad = ~ok
                 value = m[bad].reshape(-1)[0].item()
                 raise UserError(f"{what}: tensor {k!r} holds {value!r} ({str(m.dtype).replace('torch.', '')}, "
                                 f"{int(bad.sum())} of {m.numel()} entries not 0/1); {MASK_VALUES_FIX}")
