@@ -9,7 +9,10 @@ Sources and formats (read here with numpy, so no torchvision integrity check is 
   Debian package folder, then downloaded by torchvision into ``data/`` when online.
 - CIFAR-10/100 (Krizhevsky, tech. report 2009): the "python version" pickles
   (``cifar-10-batches-py/data_batch_1..5, test_batch``; ``cifar-100-python/train, test`` with the
-  ``fine_labels``), under ``root``, ``$PAI_DATA`` or ``./data``, else torchvision's download.
+  ``fine_labels``), under ``root``, ``$PAI_DATA`` or ``./data``, else torchvision's download.  Read
+  through :class:`CifarUnpickler`, which builds numpy arrays, lists, dicts, bytes, str and numbers
+  only: a planted batch file cannot run code (torchvision's own reader, used only right after its
+  download, unpickles files whose MD5 it has just checked).
 - Tiny-ImageNet (Le & Yang 2015): the JPEG folders of ``tiny-imagenet-200.zip``, decoded once into a
   cached tensor file; never downloaded (:mod:`pai.tiny_imagenet`).
 - digits: scikit-learn's bundled 8x8 digits (UCI optdigits test set), split 1437/360 by a fixed
@@ -335,10 +338,72 @@ def _mnist(root) -> _Raw:
 # ----------------------------------------------------------------------------- CIFAR pickles
 
 
+def _numpy_globals() -> Dict[Tuple[str, str], object]:
+    """The only callables a CIFAR batch may name: numpy's array, scalar and dtype reconstruction."""
+    try:
+        from numpy._core import multiarray, numeric  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray, numeric
+
+    def dtype(*args):
+        t = np.dtype(*args)
+        if t.hasobject:  # an object array would hold whatever the pickle builds
+            raise pickle.UnpicklingError(f"object dtype {t} (a CIFAR batch holds numbers only)")
+        return t
+
+    out = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): dtype,
+           ("_codecs", "encode"): _latin1_encode}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # as numpy 1 and numpy 2 pickle them
+        out[(module, "_reconstruct")] = multiarray._reconstruct
+        out[(module, "scalar")] = multiarray.scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):  # pickle protocol 5 (out-of-band buffers)
+        out[(module, "_frombuffer")] = numeric._frombuffer
+    return out
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2 (always latin-1); no other codec."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+class ForbiddenPickle(pickle.UnpicklingError):
+    """A pickle asked for a callable outside the allowed ones; nothing of it was run."""
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """A restricted unpickler: numpy arrays, dtypes, lists, dicts, bytes, str and numbers only.
+
+    A pickle can call any importable function while it loads (``os.system`` included), so a planted
+    ``data_batch_1`` would run its code before any check of its content; every name a pickle asks for
+    goes through :meth:`find_class`, which knows only numpy's reconstruction functions (the pattern of
+    the Python docs' "Restricting Globals")."""
+
+    _allowed: Optional[Dict[Tuple[str, str], object]] = None
+
+    def find_class(self, module: str, name: str):
+        if CifarUnpickler._allowed is None:
+            CifarUnpickler._allowed = _numpy_globals()
+        found = CifarUnpickler._allowed.get((module, name))
+        if found is None:
+            raise ForbiddenPickle(f"it asks for {module}.{name}, which a CIFAR batch never holds "
+                                         f"(refused unrun: numpy arrays, lists, dicts, bytes, str and numbers only)")
+        return found
+
+
+def safe_unpickle(f) -> object:
+    """``pickle.load(f, encoding="bytes")`` through :class:`CifarUnpickler` (the CIFAR archives are
+    Python 2 pickles: their str are bytes)."""
+    return CifarUnpickler(f, encoding="bytes").load()
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            d = safe_unpickle(f)
+    except ForbiddenPickle as e:
+        raise DataCorruptError(f"{path} is not a CIFAR batch: {e}; {_REFETCH}") from None
     except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, ImportError) as e:
         raise DataCorruptError(f"{path} is truncated or not a CIFAR python pickle ({type(e).__name__}: {e}); "

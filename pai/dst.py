@@ -51,7 +51,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import load_for
-from .io import load_torch, save_json, save_torch
+from .io import load_json, load_torch, save_json, save_torch
 from .masks import Mask, num_total, prunable_parameters, topk_flat
 from .models import initial_model
 from .rundir import RunDir
@@ -360,11 +360,11 @@ def _resume_dst(dst: DynamicSparsity, files: Optional[RunDir]):
     if files is None:
         return False, None, {}
     finished = ckpt.load_result(files.path) is not None
-    states = (load_torch(files.dst_state, what="DST state", fix=f"delete {files.path} to redo the run",
-                         weights_only=False) if files.dst_state.is_file() else {})
+    states = (load_torch(files.dst_state, what="DST state", fix=f"delete {files.path} to redo the run")
+              if files.dst_state.is_file() else {})
     record = None
     if finished and files.dst_record.is_file():
-        record = json.loads(files.dst_record.read_text())
+        record = load_json(files.dst_record, what="DST record", fix=f"delete {files.path} to redo the run")
         if record["options"] != json.loads(json.dumps(dst.options)):
             raise ValueError(f"{files.path} was trained with DST options {record['options']}, not {dst.options}")
     elif finished and not states:

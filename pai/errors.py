@@ -3,6 +3,9 @@
 - :class:`UserError` (a ``ValueError``): something the user gave is wrong -- a file, a value, a path.
   Its message names the file or value and the fix.  Loaders raise it for files that are corrupt,
   truncated or empty (``pai.masks.load_mask``, ``pai.checkpoint``, ``pai.data``, params and specs).
+- :class:`WriteError` (a ``UserError`` and an ``OSError``): a file could not be written for a reason of
+  its place -- a full disk, a read-only folder, a name too long for the file system
+  (``pai.io.atomic_write`` raises it naming the file and the fix).
 - :class:`TrainingDiverged`: the training loss became non-finite; the run is stopped and marked, never
   recorded as finished (``pai.train``, ``pai.runs``).
 - :func:`cli` wraps a ``main(argv) -> int``: a ``UserError`` (or another input error: ``ValueError``,
@@ -18,6 +21,7 @@ This module imports nothing heavy (no torch), so every entry point can use it fi
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import sys
@@ -32,6 +36,12 @@ EXIT_BUG = 1
 
 class UserError(ValueError):
     """Bad input: the message names the file or value and says how to fix it."""
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written for a reason of its place (disk full, read-only folder, name too long
+    for the file system, no permission); the message names the file and the fix.  An ``OSError`` too,
+    so a writer with a fallback location still catches it."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -120,12 +130,24 @@ def check_output(path: str | os.PathLike, *, kind: str = "file", what: str = "ou
     if kind == "dir" and path.exists() and not path.is_dir():
         raise UserError(f"{what} {path} is a file, not a folder; give a folder (it is created if missing)")
     folder = path if kind == "dir" else path.parent
+    # a file is probed under the name of the temp file pai.io.atomic_write will write it through (longer
+    # than the target's), so a name too long for the file system is found now, not after the work
+    prefix = ".pai-write-probe."
+    if kind == "file":
+        from .io import temp_prefix
+
+        prefix = temp_prefix(path.name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".pai-write-probe.", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            extra = len(os.fsencode(prefix + "x" * 8 + ".tmp")) - len(os.fsencode(path.name))
+            raise UserError(f"cannot write {what} {path}: its name is too long for the file system "
+                            f"({len(os.fsencode(path.name))} bytes, and pai writes it through a temp file whose "
+                            f"name is {extra} bytes longer); choose a shorter name") from None
         raise UserError(f"cannot write {what} {path} ({e.strerror or e}); choose a writable location") from None
     return path
 

@@ -100,16 +100,21 @@ def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: i
 def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int = 1, progress: bool | None = None,
                  desc: str = "items", address: str | None = None, num_cpus_per_run: float = 1,
                  gpus_per_run: float = 0, shutdown: bool | None = None) -> List[Any]:
+    address = address or os.environ.get("RAY_ADDRESS")  # `RAY_ADDRESS=auto dvc repro` joins a cluster
+    if address:
+        check_ray_address(address)  # before Ray's own connect, which retries for a minute
     try:
         import ray
     except ImportError as e:  # pragma: no cover - depends on the optional extra
         raise ImportError("executor 'ray' needs Ray: pip install -e '.[ray]'") from e
 
     started_here = False
-    address = address or os.environ.get("RAY_ADDRESS")  # `RAY_ADDRESS=auto dvc repro` joins a cluster
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except ConnectionError as e:  # "auto" with no cluster on this machine
+                raise _no_cluster(address, str(e).splitlines()[0] if str(e) else "no answer") from None
         else:
             ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(max(1, num_cpus_per_run)))}})
@@ -128,6 +133,41 @@ def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int
     if shutdown or (shutdown is None and started_here):
         ray.shutdown()
     return results
+
+
+RAY_DEFAULT_PORTS = {"ray://": 10001, "": 6379}  # Ray Client server; GCS of `ray start --head`
+
+
+def _no_cluster(address: str, why: str):
+    from .errors import UserError
+
+    return UserError(f"no Ray cluster answers at address {address!r} ({why}); start one there "
+                     f"(ray start --head), fix the address, or leave --address (and $RAY_ADDRESS) out "
+                     f"to run Ray on this machine")
+
+
+def check_ray_address(address: str, timeout_s: float = 3.0) -> None:
+    """Refuse, in at most ``timeout_s`` seconds, a Ray address where nothing listens: one TCP connect to
+    ``host:port`` (``ray://host:port`` or ``host:port``); ``"auto"``/``"local"`` are Ray's to resolve."""
+    import socket
+
+    from .errors import UserError
+
+    if address in ("auto", "local"):
+        return
+    scheme = "ray://" if address.startswith("ray://") else ""
+    if "://" in address and not scheme:
+        raise UserError(f"Ray address {address!r}: give host:port, ray://host:port or auto")
+    host, sep, port = address[len(scheme):].rstrip("/").rpartition(":")
+    if not sep:
+        host, port = port, str(RAY_DEFAULT_PORTS[scheme])
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"Ray address {address!r} is not host:port (e.g. 10.0.0.5:6379, ray://head:10001)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise _no_cluster(address, e.strerror or str(e) or type(e).__name__) from None
 
 
 def _call_with_threads(fn: Callable[[Any], Any], item: Any, threads: int) -> Any:

@@ -22,6 +22,10 @@ record every edge explicitly:
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
@@ -118,7 +122,7 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
         input_shape = getattr(model, "input_shape", None)
         if input_shape is None:
             raise ValueError("build_graph needs input_shape=(C, H, W) for a model without .input_shape")
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = check_input_shape(input_shape)
     layers = _layers_of(_shaped_trace(model, input_shape), allow_grouped)
     for layer in layers:  # successor lists: consumers in forward order, then the output
         for e in layer.preds:
@@ -130,15 +134,35 @@ def build_graph(model: nn.Module, input_shape: Tuple[int, int, int] | None = Non
     return LayerGraph(layers, input_shape)
 
 
+def check_input_shape(input_shape) -> Tuple[int, ...]:
+    """``input_shape`` as a tuple of positive ints (``(C, H, W)``), else a ``ValueError`` naming it."""
+    try:
+        shape = tuple(int(s) for s in input_shape)
+        if not shape or any(s < 1 or s != float(v) for s, v in zip(shape, input_shape)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be (C, H, W) as positive ints, got {input_shape!r}") from None
+    return shape
+
+
 def _shaped_trace(model: nn.Module, input_shape: Tuple[int, int, int]) -> fx.GraphModule:
     """``torch.fx`` trace of ``model`` with every node's output shape (one eval-mode batch-1 pass)."""
     gm = fx.symbolic_trace(model)
     was_training = model.training
     gm.eval()
-    with torch.no_grad():
-        p = next(model.parameters())
-        ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device))
-    model.train(was_training)
+    said = io.StringIO()  # ShapeProp prints a traceback before it raises; the error below says it in a line
+    try:
+        with torch.no_grad(), contextlib.redirect_stderr(said):
+            p = next(model.parameters())
+            ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=p.dtype, device=p.device))
+        sys.stderr.write(said.getvalue())  # anything else the forward said (warnings)
+    except RuntimeError as e:  # an input of the wrong shape: the first layer that cannot take it
+        node = re.search(r"target=([\w.]+)", str(e))
+        raise ValueError(f"input_shape {tuple(input_shape)} does not fit {type(model).__name__}"
+                         + (f" (layer {node.group(1)} cannot take it)" if node else "")
+                         + "; give the (C, H, W) of the model's input") from None
+    finally:
+        model.train(was_training)
     return gm
 
 

@@ -13,6 +13,7 @@ are ``archive/...`` rather than the temp file's random name, and identical objec
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -93,12 +94,45 @@ def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, name: 
     return removed
 
 
+# why a write failed, for the errno values that say it is the place, not the program
+_WRITE_ERRNOS = {errno.ENOSPC: ("no space left on the device", "free space there or write elsewhere"),
+                 errno.EDQUOT: ("the disk quota is exceeded", "free space there or write elsewhere"),
+                 errno.EFBIG: ("the file is too large for the file system", "write elsewhere"),
+                 errno.EROFS: ("the folder is on a read-only file system", "choose a writable folder"),
+                 errno.EACCES: ("permission denied", "choose a writable folder"),
+                 errno.EPERM: ("permission denied", "choose a writable folder"),
+                 errno.ENAMETOOLONG: ("the name is too long for the file system", "choose a shorter name")}
+
+
+def write_error(path: str | os.PathLike, e: BaseException):
+    """The one-line :class:`pai.errors.WriteError` for a failed write of ``path``, or None when ``e``
+    is not about the place written (a bug then, left to propagate).  ``torch.save`` given a path
+    reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc ...] unexpected pos``."""
+    from .errors import WriteError
+
+    if isinstance(e, WriteError):
+        return e
+    if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
+        why, fix = _WRITE_ERRNOS[e.errno]
+    elif isinstance(e, RuntimeError) and ("inline_container" in str(e) or "file write failed" in str(e)):
+        why, fix = "the write stopped short (usually a full disk)", "free space there or write elsewhere"
+    else:
+        return None
+    return WriteError(f"cannot write {path}: {why}; {fix}")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path`` (same filesystem, so atomic)."""
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path`` (same filesystem, so atomic).
+
+    A full disk, a read-only folder or a name too long for the file system is one
+    :class:`pai.errors.WriteError` naming ``path``; the temp file is removed and ``path`` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(path.parent, name=path.name)  # what a killed earlier writer of this file left
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path.parent, name=path.name)  # what a killed earlier writer of this file left
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise (write_error(path, e) or e) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -107,9 +141,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         fault_point("before_rename")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        better = write_error(path, e) if isinstance(e, (OSError, RuntimeError)) else None
+        if better is not None:
+            raise better from None
         raise
     return path
 
@@ -179,9 +216,14 @@ def _short(e: BaseException) -> str:
 
 
 def load_torch(path: str | os.PathLike, *, what: str = "file", fix: str = "write it again",
-               map_location: Any = "cpu", weights_only: bool = True) -> Any:
-    """``torch.load`` (weights only) that turns a missing, empty, truncated or foreign file into one
-    :class:`pai.errors.UserError` naming ``what``, the path and the ``fix``."""
+               map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` that turns a missing, empty, truncated or foreign file into one
+    :class:`pai.errors.UserError` naming ``what``, the path and the ``fix``.
+
+    Always weights only: a pickle may call any function while it loads, and pai's files travel (shared
+    storage, copied run folders, DVC caches), so a file is never trusted to run code; torch's restricted
+    unpickler builds tensors, dicts, lists, tuples, numbers and strings only, and refuses the rest
+    before running anything."""
     import pickle
     import zipfile
 
@@ -195,10 +237,23 @@ def load_torch(path: str | os.PathLike, *, what: str = "file", fix: str = "write
     if path.stat().st_size == 0:
         raise UserError(f"{what} {path} is empty (0 bytes); {fix}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=weights_only)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:  # a pickle that names a function or class: what code would run through
+            raise UserError(f"{what} {path} asks for {found.group(1)}, which no file pai writes holds (a pickle "
+                            f"can run code through it; refused, nothing of it ran); {fix}") from None
+        raise UserError(f"{what} {path} is corrupt, truncated or not a file pai wrote "
+                        f"({_weights_only_reason(e)}); {fix}") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError,
             AttributeError, TypeError, IndexError) as e:
         raise UserError(f"{what} {path} is corrupt or truncated ({_short(e)}); {fix}") from e
+
+
+def _weights_only_reason(e: BaseException) -> str:
+    """The reason in torch's weights-only message, without its advice to load unsafely."""
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(e))
+    return f"UnpicklingError: {found.group(1).strip()[:160]}" if found else _short(e)
 
 
 def load_json(path: str | os.PathLike, *, what: str = "file", fix: str = "write it again") -> Any:
@@ -208,7 +263,10 @@ def load_json(path: str | os.PathLike, *, what: str = "file", fix: str = "write 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist; {fix}")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:  # a binary file (a pickle, a zip) where JSON text belongs
+        raise UserError(f"{what} {path} is not valid JSON (binary content, byte {e.start}); {fix}") from None
     if not text.strip():
         raise UserError(f"{what} {path} is empty; {fix}")
     try:
@@ -229,6 +287,8 @@ def load_yaml(path: str | os.PathLike, *, what: str = "file", fix: str = "fix th
         raise UserError(f"{what} {path} does not exist; {fix}")
     try:
         return yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as e:  # a binary file where YAML text belongs
+        raise UserError(f"{what} {path} is not valid YAML (binary content, byte {e.start}); {fix}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -35,7 +35,13 @@ def prunable_modules(model: nn.Module) -> Dict[str, nn.Module]:
 
 
 def prunable_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
-    """``{weight name: Parameter}`` of the prunable weights, in forward order."""
+    """``{weight name: Parameter}`` of the prunable weights, in forward order.
+
+    A weight shared by several modules (tied weights) is refused: each prunable layer must own its
+    weight.  Pruning it once would still leave two layers of the network graph with one mask, so the
+    per-layer quantities everything here rests on (layer densities, ERK/allocation budgets, the
+    bipartite graph of each layer, path counts) would count the tensor twice or describe a layer that
+    has no weight of its own; refusing is the one answer that cannot report a wrong density."""
     params = dict(model.named_parameters())
     out = {}
     for key, module in prunable_modules(model).items():
@@ -45,7 +51,27 @@ def prunable_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
             out[key] = _original_weight(module)
     if not out:
         raise ValueError(f"{type(model).__name__} has no prunable (Conv2d/Linear) layer")
+    owner: Dict[int, str] = {}
+    for key, p in out.items():
+        if id(p) in owner:
+            from .errors import UserError
+
+            raise UserError(f"{type(model).__name__}: {owner[id(p)]!r} and {key!r} share one weight tensor (tied "
+                            f"weights); pai prunes and counts each layer's own weight, so untie them (give each "
+                            f"module its own nn.Parameter, e.g. a copy) before pruning, training or measuring")
+        owner[id(p)] = key
     return out
+
+
+def check_materialized(model: nn.Module, what: str = "model") -> None:
+    """Refuse a model whose parameters or buffers are on the meta device (shapes, no values)."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_meta:
+            from .errors import UserError
+
+            raise UserError(f"{what} {type(model).__name__} has {name!r} on the meta device (a shape without "
+                            f"values); materialise it first: model.to_empty(device='cpu'), then initialise or "
+                            f"load_state_dict")
 
 
 def _original_weight(module: nn.Module) -> nn.Parameter:
@@ -79,8 +105,51 @@ def kept_layer_densities(mask: Mapping[str, torch.Tensor]) -> Dict[str, float]:
     return {k: float(m.sum()) / m.numel() for k, m in mask.items()}
 
 
-def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
-    """Raise ``ValueError`` naming the layer when ``mask`` does not fit ``model``."""
+NOTHING_KEPT = "it keeps no weight at all (every entry is 0)"
+MASK_VALUES_FIX = ("a mask is bool, or numbers that are exactly 0 or 1: write it with pai.masks.save_mask "
+                   "(or threshold it yourself, e.g. m > 0.5)")
+
+
+def check_mask_values(mask: Mapping[str, torch.Tensor], what: str = "mask", empty_ok: bool = False) -> None:
+    """Raise :class:`pai.errors.UserError` naming the tensor unless every entry of ``mask`` is bool or
+    exactly 0/1 (a -1, a NaN or a 0.3 is not "kept": it is refused, not interpreted), and, unless
+    ``empty_ok``, unless at least one weight is kept (the refusal :func:`pai.prune` gives).  Bool
+    tensors cost one ``any()``."""
+    from .errors import UserError
+
+    if not isinstance(mask, Mapping) or not mask:
+        raise UserError(f"{what} is not a mask: a non-empty mapping of weight names to 0/1 tensors, got "
+                        f"{'an empty mapping' if isinstance(mask, Mapping) else type(mask).__name__}")
+    anything = False
+    for k, m in mask.items():
+        if not torch.is_tensor(m):
+            try:
+                m = torch.as_tensor(m)
+            except (TypeError, ValueError, RuntimeError):
+                raise UserError(f"{what}: entry {k!r} is a {type(m).__name__}, not a tensor; "
+                                f"{MASK_VALUES_FIX}") from None
+        if m.is_meta:
+            raise UserError(f"{what}: tensor {k!r} is on the meta device (no values); {MASK_VALUES_FIX}")
+        if m.dtype != torch.bool:
+            if m.is_complex():
+                raise UserError(f"{what}: tensor {k!r} is complex ({m.dtype}); {MASK_VALUES_FIX}")
+            ok = m.eq(0).logical_or_(m.eq(1))  # NaN is neither
+            if not bool(ok.all()):
+                bad = ~ok
+                value = m[bad].reshape(-1)[0].item()
+                raise UserError(f"{what}: tensor {k!r} holds {value!r} ({str(m.dtype).replace('torch.', '')}, "
+                                f"{int(bad.sum())} of {m.numel()} entries not 0/1); {MASK_VALUES_FIX}")
+        anything = anything or bool(m.any())
+    if not anything and not empty_ok:
+        raise UserError(f"{what} is degenerate: {NOTHING_KEPT}; nothing can be trained or measured: prune "
+                        f"at a density that keeps weights (python -m pai prune)")
+
+
+def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor], what: str = "mask",
+               empty_ok: bool = False) -> None:
+    """Raise ``ValueError`` naming the layer when ``mask`` does not fit ``model``, or holds values that
+    are not 0/1, or (unless ``empty_ok``) keeps no weight (:func:`check_mask_values`)."""
+    check_mask_values(mask, what, empty_ok=empty_ok)
     params = prunable_parameters(model)
     missing = [k for k in params if k not in mask]
     extra = [k for k in mask if k not in params]
@@ -208,8 +277,12 @@ def _load_payload(path: str | os.PathLike) -> dict:
 
 
 def load_mask(path: str | os.PathLike, model: nn.Module | None = None) -> Mask:
-    """Read a mask written by ``save_mask``; with ``model`` given, check that it fits."""
-    mask = {k: v.to(torch.bool) for k, v in _load_payload(path)["mask"].items()}
+    """Read a mask written by ``save_mask``; with ``model`` given, check that it fits.  Every value must
+    be 0/1 and one at least 1 (:func:`check_mask_values`): it is checked before the bool conversion,
+    which would read a -1, a NaN or a 0.3 as "kept"."""
+    raw = _load_payload(path)["mask"]
+    check_mask_values(raw, f"mask file {path}")
+    mask = {k: v.to(torch.bool) for k, v in raw.items()}
     if model is not None:
         check_mask(model, mask)
     return mask

@@ -196,7 +196,7 @@ def _read_cache(path: Path, expected: str) -> Optional[Dict[str, np.ndarray]]:
         return None
 
 
-def _write_cache(folder: Path, path: Path, arrays: Dict[str, np.ndarray], key: str) -> Path:
+def _write_cache(folder: Path, path: Path, arrays: Dict[str, np.ndarray], key: str) -> Optional[Path]:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(f, stamp=np.array(key), **arrays)
@@ -205,10 +205,17 @@ def _write_cache(folder: Path, path: Path, arrays: Dict[str, np.ndarray], key: s
         return atomic_write(path, write)
     except OSError as e:  # read-only data folder: fall back to the user cache
         fallback = _fallback_path(folder)
-        if path == fallback:
-            raise
-        warnings.warn(f"cannot write {path} ({e}); caching Tiny-ImageNet in {fallback} instead")
-        return atomic_write(fallback, write)
+        if path != fallback:
+            warnings.warn(f"cannot write {path} ({e}); caching Tiny-ImageNet in {fallback} instead")
+            try:
+                return atomic_write(fallback, write)
+            except OSError as e2:
+                e = e2
+        # the arrays are decoded and in memory: a cache that cannot be written costs the next run a
+        # decode, so it is a warning, never a failure of this one
+        warnings.warn(f"cannot cache Tiny-ImageNet in {fallback} ({e}); the next run decodes the JPEGs again. "
+                      f"Fix: set PAI_CACHE to a writable folder")
+        return None
 
 
 def _fallback_path(folder: Path) -> Path:

@@ -48,7 +48,7 @@ from .data import augment, iterate_batches, load_for
 from .errors import Parser, UserError, check_distinct, check_output, cli
 from .faults import fault_point
 from .io import clean_stale_temps
-from .masks import Mask, check_mask, load_mask, prunable_parameters
+from .masks import Mask, check_mask, check_mask_values, check_materialized, load_mask, prunable_parameters
 from .progress import progress_reporter
 from .models import initial_model
 from .rundir import RunDir
@@ -119,6 +119,10 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
     """
     cfg = TrainConfig.coerce(config)
     device = cfg.torch_device()
+    if mask is not None:  # before the fingerprint, which reads the mask as bool
+        check_mask_values(mask)
+    if model is not None:
+        check_materialized(model)
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:  # an unwritable directory is found now, not after the first epoch
         check_output(run_dir, kind="dir", what="run directory")

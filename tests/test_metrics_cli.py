@@ -58,11 +58,15 @@ def test_layer_metrics_rows_and_robustness():
     torch.manual_seed(0)
     model = create_model("resnet20", num_classes=10, in_channels=3, image_size=8)
     params = prunable_parameters(model)
-    mask = {k: torch.zeros(p.shape, dtype=torch.bool) for k, p in params.items()}  # all-zero mask
+    mask = {k: torch.zeros(p.shape, dtype=torch.bool) for k, p in params.items()}  # all-zero mask: refused
+    with pytest.raises(ValueError, match="degenerate: it keeps no weight at all"):
+        layer_metrics(model, mask, expansion_samples=50)
+    mask[list(mask)[-1]][0, 0] = True  # one weight in the classifier, every other layer empty
     rows = layer_metrics(model, mask, expansion_samples=50)
     assert len(rows) == len(params)
-    assert all(r["kept"] == 0 and r["eff_weights"] == 0 and math.isnan(r["delta_r"]) for r in rows)
-    assert all(r["fs_norm"] == 0.0 and r["sigma1"] == 0.0 for r in rows)
+    assert all(r["kept"] == 0 and r["eff_weights"] == 0 and math.isnan(r["delta_r"]) for r in rows[:-1])
+    assert all(r["fs_norm"] == 0.0 and r["sigma1"] == 0.0 for r in rows[:-1])
+    assert rows[-1]["kept"] == 1 and rows[-1]["eff_weights"] == 0
     net = network_metrics(model, mask, expansion_samples=50, rows=rows)
     assert net["log10_paths"] == -math.inf and net["effective_nodes"] == 0 and math.isnan(net["delta_r_norm"])
     with pytest.raises(ValueError, match="metric group"):

@@ -102,12 +102,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:  # checked first: writing it must not destroy an input, nor fail after the work
         check_distinct(args.json, [args.mask, args.weights], what="--json")
         check_output(args.json, what="--json")
+    if args.samples < 1:
+        raise UserError(f"--samples (vertex-expansion samples) must be an int >= 1, got {args.samples}")
     num_classes, in_channels, image_size = _shape(args)
     model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
     if args.weights:
         _load_weights(model, args.weights)
     mask = load_mask(args.mask)
-    check_mask(model, mask)
+    try:
+        check_mask(model, mask)
+    except UserError:
+        raise
+    except ValueError as e:  # the layer that does not fit, said with the file it came from
+        raise UserError(f"mask {args.mask} does not fit {args.model} ({in_channels}x{image_size}x{image_size} "
+                        f"inputs, {num_classes} classes): {e}") from None
     include = [s.strip() for s in args.include.split(",") if s.strip()]
     rows = layer_metrics(model, mask, include=[i for i in include if i != "kernel"],
                          expansion_samples=args.samples, seed=args.seed)

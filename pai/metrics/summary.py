@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..masks import check_mask, prunable_parameters
+from ..masks import check_mask, check_materialized, prunable_parameters
 from . import paths as P
 from .bipartite import biadjacency, unrolled_csr
 from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum, narc_of
@@ -53,6 +53,7 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
     precomputed :func:`pai.metrics.paths.effective_mask`).
     """
     chosen = _include(include)
+    check_materialized(model)
     check_mask(model, mask)
     params = prunable_parameters(model)
     widths = P.layer_width(mask)
@@ -103,6 +104,8 @@ def network_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, inclu
     ``log10_path_kernel_trace``.
     """
     chosen = _include(include)
+    check_materialized(model)
+    check_mask(model, mask)
     alive = P.effective_mask(model, mask, input_shape=input_shape) if "paths" in chosen else None
     if rows is None:
         rows = layer_metrics(model, mask, include=chosen - {"kernel"}, expansion_samples=expansion_samples,

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 
 from torch import nn
 
-from ..masks import Mask, check_mask, prunable_parameters, validate_density
+from ..masks import Mask, check_mask, check_materialized, prunable_parameters, validate_density
 from ..registry import Registry
 from ..seed import preserved_rng, seed_everything
 from .checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
@@ -104,6 +104,7 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     """
     density = validate_density(density)
     fn = get(method)
+    check_materialized(model)
     total = sum(p.numel() for p in prunable_parameters(model).values())  # raises for no prunable layer
     if round(density * total) == 0:
         raise ValueError(f"density {density:g} keeps no weight of the {total} prunable weights of "
@@ -126,7 +127,7 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     if isinstance(mask, tuple):  # (mask, state): PEGS with return_state=True also hands back its weights
         mask, extra = mask
     mask = {k: v.detach().bool() for k, v in mask.items()}
-    check_mask(model, mask)
+    check_mask(model, mask, empty_ok=True)  # nothing kept: check_degenerate's message, naming the pruner
     density_free = getattr(fn, "density_free", None)
     check_degenerate(model, mask, density, method, degenerate, getattr(fn, "degenerate_hint", None), options,
                      options.get("input_shape"), check_count=not (density_free and density_free(options)))

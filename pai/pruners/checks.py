@@ -29,6 +29,8 @@ from typing import Callable, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from ..masks import NOTHING_KEPT
+
 MODES = ("warn", "raise", "ignore")
 KINDS = ("nothing-kept", "empty-layers", "density", "no-path")
 DENSITY_TOLERANCE = 0.10
@@ -67,7 +69,7 @@ def degenerate_problems(model: nn.Module, mask: Mapping[str, torch.Tensor], dens
     kept = {k: int(m.sum()) for k, m in mask.items()}
     total, n = sum(sizes.values()), sum(kept.values())
     if n == 0:
-        return [("nothing-kept", "it keeps no weight at all")]
+        return [("nothing-kept", NOTHING_KEPT)]
     problems = []
     empty = [k for k in mask if kept[k] == 0]
     if empty:

@@ -112,10 +112,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_options(args.method, fn, options)
     if getattr(fn, "needs_data", False) and args.dataset is None:
         raise UserError(f"method {args.method!r} is data-dependent: pass --dataset (e.g. --dataset fashion-mnist)")
+    if args.seed < 0:
+        raise UserError(f"--seed must be an int >= 0, got {args.seed}")
     shape = data_shape(args.dataset or DEFAULT_DATASET)
-    num_classes = args.num_classes or shape[0]
-    in_channels = args.in_channels or shape[1]
-    image_size = args.image_size or shape[2]
+    given = (args.num_classes, args.in_channels, args.image_size)  # 0 is a value (refused), not "absent"
+    num_classes, in_channels, image_size = (s if g is None else g for g, s in zip(given, shape))
     model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
     check_output(args.out, what="--out")
     data = None
