@@ -68,7 +68,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
-from . import register_pruner, revised
+from . import register_pruner
 from ..masks import Mask, prunable_parameters
 
 SCHEDULES = ("exponential", "linear")
@@ -329,8 +329,9 @@ def _degenerate_hint(options: dict, kinds) -> str | None:
     return "; ".join(tips) or None
 
 
-@register_pruner("synflow")
-@revised(2, "the official strict-threshold rule in float32 became the default (was an exact count in float64)")
+@register_pruner("synflow", needs_input_shape=True, revision=2, degenerate_hint=_degenerate_hint,
+                 revision_note="the official strict-threshold rule in float32 became the default "
+                               "(was an exact count in float64)")
 def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, iterations: int = 100,
                   schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
                   input_shape: Sequence[int] | None = None) -> Mask:
@@ -340,8 +341,9 @@ def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, ite
                           dtype=dtype, rule=rule, input_shape=input_shape)
 
 
-@register_pruner("synflow-l2")
-@revised(2, "the PHEW repo's percentile rule in float32 became the default (was an exact count in float64)")
+@register_pruner("synflow-l2", needs_input_shape=True, revision=2, degenerate_hint=_degenerate_hint,
+                 revision_note="the PHEW repo's percentile rule in float32 became the default "
+                               "(was an exact count in float64)")
 def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, variant: str = "phew",
                      iterations: int = 100, schedule: str = "exponential", dtype=torch.float32,
                      rule: str = "percentile", input_shape: Sequence[int] | None = None) -> Mask:
@@ -354,6 +356,3 @@ def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, 
         raise ValueError(f"unknown SynFlow-L2 variant {variant!r}; valid: {', '.join(VARIANTS)}")
     return iterative_flow(model, density, kind=variant, iterations=iterations, schedule=schedule,
                           dtype=dtype, rule=rule, input_shape=input_shape)
-
-
-prune_synflow.degenerate_hint = prune_synflow_l2.degenerate_hint = _degenerate_hint
