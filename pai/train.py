@@ -143,6 +143,10 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
 
 
 def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, callbacks) -> TrainResult:
+    """Set up, resume, run the epochs and record one run.
+
+    Long on purpose: the epoch loop shares the model, the optimizer, the network record and the
+    checkpoint payload with the set-up and the resume check; split apart, each piece would take all of them."""
     if data is None:
         data = load_for(cfg, device)
     if model is None:  # the initialisation (and any dropout) depends on the seed alone
