@@ -190,8 +190,9 @@ class Dataset:
             ys.append(torch.as_tensor(batch[1]).reshape(-1))
         if not xs:
             raise ValueError(f"{what}; this iterable gave no batch")
-        if len({tuple(x.shape[1:]) for x in xs}) > 1:
-            raise ValueError(f"data: batches hold inputs of different shapes {sorted({tuple(x.shape[1:]) for x in xs})}")
+        shapes = sorted({tuple(x.shape[1:]) for x in xs})
+        if len(shapes) > 1:
+            raise ValueError(f"data: batches hold inputs of different shapes {shapes}")
         return cls.from_tensors(torch.cat(xs), torch.cat(ys), num_classes=num_classes, name="batches")
 
 
