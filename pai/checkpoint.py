@@ -88,6 +88,36 @@ def fingerprint(*, mask: Optional[Mapping[str, torch.Tensor]], init_state: Optio
             "model": tensor_digest(model_state)}
 
 
+def network_record(model: nn.Module, source: str) -> Dict[str, str]:
+    """What network a run trained: its class, a structural fingerprint (SHA-256 of every module's name
+    and type and every parameter's and buffer's name and shape: the architecture, not the weights)
+    and its ``source`` (``"config"``: built from ``config.model``; ``"given"``: handed to ``train``)."""
+    h = hashlib.sha256()
+    for name, m in model.named_modules():
+        h.update(f"m|{name}|{_qualname(m)}\n".encode())
+    for name, t in model.state_dict().items():
+        h.update(f"t|{name}|{tuple(t.shape)}\n".encode())
+    return {"class": _qualname(model), "structure": h.hexdigest()[:16], "source": source}
+
+
+def _qualname(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def check_network(path: Path, found: Optional[Mapping[str, Any]], wanted: Mapping[str, Any],
+                  config_model: str) -> None:
+    """Raise ``ValueError`` (one line) when the run stored at ``path`` trained another network than
+    ``wanted`` (:func:`network_record`); a record written before networks were recorded passes."""
+    if not found or (found.get("class"), found.get("structure")) == (wanted["class"], wanted["structure"]):
+        return
+    given = "the model= network" if wanted["source"] == "given" else f"config model {config_model!r}"
+    fix = ("pass the network it trained as model=" if found.get("source") == "given"
+           else "pass no model= (it was built from the config)")
+    raise ValueError(f"{path} holds a run of {found.get('class')} (structure {found.get('structure')}), not of "
+                     f"{given}, a {wanted['class']} (structure {wanted['structure']}): {fix}, or use another "
+                     f"run_dir")
+
+
 # ----------------------------------------------------------------------------- RNG states
 
 
@@ -202,13 +232,21 @@ def load_final(run_dir: Path, device: torch.device | str = "cpu") -> Dict[str, t
     return load_torch(path, what="final weights", fix=f"delete {run_dir} to rerun", map_location=device)
 
 
-def load_finished(done: Dict[str, Any], run_dir: Path, model: Optional[nn.Module], device) -> TrainResult:
-    """The finished run's result with ``final.pt`` loaded into ``model`` (built from the record if None)."""
-    if model is None:
-        from .models import create_model
+def rebuild(done: Mapping[str, Any]) -> nn.Module:
+    """The untrained network a finished run's record names by its config (``config.model``)."""
+    from .models import create_model
 
-        m = done["meta"]
-        model = create_model(done["config"]["model"], num_classes=m["num_classes"], in_channels=m["in_channels"],
-                             image_size=m["image_size"])
+    m = done["meta"]
+    return create_model(done["config"]["model"], num_classes=m["num_classes"], in_channels=m["in_channels"],
+                        image_size=m["image_size"])
+
+
+def load_finished(done: Dict[str, Any], run_dir: Path, model: Optional[nn.Module], device) -> TrainResult:
+    """The finished run's result with ``final.pt`` loaded into ``model`` (built from the record if None);
+    refused when the record names another network (:func:`check_network`)."""
+    source = "given" if model is not None else "config"
+    model = rebuild(done) if model is None else model
+    check_network(RunDir(run_dir).result, done["meta"].get("network"), network_record(model, source),
+                  done["config"]["model"])
     model.load_state_dict(load_final(run_dir))
     return TrainResult.from_dict(done, model=model.to(device))

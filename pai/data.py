@@ -106,24 +106,125 @@ _REFETCH = ("delete it and fetch the dataset again (Fashion-MNIST: `apt-get inst
 
 @dataclass(repr=False)
 class Dataset:
+    """A dataset as tensors: :func:`load_dataset` for the registered ones, :meth:`from_tensors` for any
+    other, :meth:`coerce` for whatever ``pai.prune(data=...)`` accepts."""
+
     name: str
     x_train: torch.Tensor  # float32 NCHW, normalised
     y_train: torch.Tensor  # int64
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
-    in_channels: int
-    image_size: int
-    mean: Tuple[float, ...]  # per channel, in [0, 1] pixel units
-    std: Tuple[float, ...]
+    in_channels: Optional[int]  # None: the inputs are not images (N, C, H, W)
+    image_size: Optional[int]  # None: not square images
+    mean: Optional[Tuple[float, ...]]  # per channel, in [0, 1] pixel units; None: not known (from_tensors)
+    std: Optional[Tuple[float, ...]]
 
     @property
     def shape(self) -> DataShape:
         return DataShape(self.num_classes, self.in_channels, self.image_size)
 
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        """One input's shape without the batch dimension, e.g. ``(3, 32, 32)``."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
     def __repr__(self) -> str:  # the default dataclass repr would print 70k images
         return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
                 f"classes={self.num_classes}, device={self.x_train.device})")
+
+    @classmethod
+    def from_tensors(cls, x_train, y_train, x_test=None, y_test=None, *, num_classes: Optional[int] = None,
+                     name: str = "tensors", mean: Optional[Sequence[float]] = None,
+                     std: Optional[Sequence[float]] = None) -> "Dataset":
+        """A dataset of your own tensors, used as they are (normalise them first): float inputs
+        ``(N, ...)`` (images ``(N, C, H, W)``), integer class labels ``(N,)``; the test split is optional
+        (empty when not given).  ``num_classes`` defaults to the largest label + 1.  ``mean``/``std``
+        record the normalisation, if you want it known (e.g. for :func:`pai.augment.augment`'s fill).
+        A tensor that is not what it should be (integer pixels, float labels, lengths that differ) is
+        refused with a ``ValueError`` naming it."""
+        if (x_test is None) != (y_test is None):
+            raise ValueError("from_tensors: give x_test and y_test together, or neither")
+        x_train, y_train = _inputs(x_train, "x_train"), _labels(y_train, "y_train", len(x_train))
+        if len(x_train) == 0:
+            raise ValueError("from_tensors: x_train holds no example")
+        if x_test is None:
+            x_test, y_test = x_train[:0], y_train[:0]
+        x_test, y_test = _inputs(x_test, "x_test"), _labels(y_test, "y_test", len(x_test))
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise ValueError(f"from_tensors: x_test examples have shape {tuple(x_test.shape[1:])}, x_train's "
+                             f"{tuple(x_train.shape[1:])}")
+        top = int(max(y_train.max(), y_test.max() if len(y_test) else 0))
+        if num_classes is None:
+            num_classes = top + 1
+        elif isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"from_tensors: num_classes must be a positive int, got {num_classes!r}")
+        elif top >= num_classes:
+            raise ValueError(f"from_tensors: label {top} is outside [0, {num_classes}) for num_classes={num_classes}")
+        images = x_train.dim() == 4
+        square = images and x_train.shape[2] == x_train.shape[3]
+        for what, v in (("mean", mean), ("std", std)):
+            if v is not None and (len(v) != (x_train.shape[1] if images else 1)):
+                raise ValueError(f"from_tensors: {what} needs one value per channel, got {v!r}")
+        return cls(str(name), x_train, y_train, x_test, y_test, int(num_classes),
+                   int(x_train.shape[1]) if images else None, int(x_train.shape[2]) if square else None,
+                   None if mean is None else tuple(float(m) for m in mean),
+                   None if std is None else tuple(float(s) for s in std))
+
+    @classmethod
+    def coerce(cls, data, *, num_classes: Optional[int] = None):
+        """``data`` as a dataset: a :class:`Dataset` (or any object with ``x_train``/``y_train``
+        tensors) as it is; an ``(x, y)`` pair of tensors; an iterable of ``(x, y)`` batches (a
+        ``DataLoader``), read once, in full, and concatenated (so ``samples_per_class``-style draws
+        see every example, as from a Dataset).  Both of the latter are training data only."""
+        if getattr(data, "x_train", None) is not None and getattr(data, "y_train", None) is not None:
+            return data
+        if isinstance(data, (tuple, list)) and len(data) == 2 and all(map(_is_array, data)):
+            return cls.from_tensors(data[0], data[1], num_classes=num_classes, name="tensors")
+        what = ("data must be a pai Dataset, an (x, y) pair of tensors or an iterable of (x, y) batches "
+                "(a DataLoader)")
+        if isinstance(data, (str, bytes, dict)) or _is_array(data) or not hasattr(data, "__iter__"):
+            raise ValueError(f"{what}, got {type(data).__name__}")
+        xs, ys = [], []
+        for i, batch in enumerate(data):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(map(_is_array, batch))):
+                raise ValueError(f"{what}; item {i} is a {type(batch).__name__}, not an (x, y) pair of tensors")
+            xs.append(torch.as_tensor(batch[0]))
+            ys.append(torch.as_tensor(batch[1]).reshape(-1))
+        if not xs:
+            raise ValueError(f"{what}; this iterable gave no batch")
+        shapes = sorted({tuple(x.shape[1:]) for x in xs})
+        if len(shapes) > 1:
+            raise ValueError(f"data: batches hold inputs of different shapes {shapes}")
+        return cls.from_tensors(torch.cat(xs), torch.cat(ys), num_classes=num_classes, name="batches")
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, (torch.Tensor, np.ndarray))
+
+
+def _inputs(x, what: str) -> torch.Tensor:
+    if not _is_array(x):
+        raise ValueError(f"from_tensors: {what} must be a tensor, got {type(x).__name__}")
+    x = torch.as_tensor(x)
+    if not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"from_tensors: {what} must be a float tensor (N, ...) of normalised inputs, got "
+                         f"{x.dtype} of shape {tuple(x.shape)} (convert integer pixels to float and normalise them)")
+    return x
+
+
+def _labels(y, what: str, n: int) -> torch.Tensor:
+    if not _is_array(y):
+        raise ValueError(f"from_tensors: {what} must be a tensor of class labels, got {type(y).__name__}")
+    y = torch.as_tensor(y)
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex() or y.dim() != 1:
+        raise ValueError(f"from_tensors: {what} must be a 1-D integer tensor of class labels, got {y.dtype} of "
+                         f"shape {tuple(y.shape)}")
+    if len(y) != n:
+        raise ValueError(f"from_tensors: {what} has {len(y)} labels for {n} inputs")
+    if len(y) and int(y.min()) < 0:
+        raise ValueError(f"from_tensors: {what} holds a negative label ({int(y.min())})")
+    return y.long()
 
 
 class _Raw(NamedTuple):

@@ -136,7 +136,7 @@ def prune_step(prune: PruneSpec, model: torch.nn.Module, data, rd: RunDir,
                       if rd.init_state.exists() else None)
         return M.load_mask(rd.mask, model), init_state, M.load_mask_meta(rd.mask).get("prune_seconds")
     t0 = time.perf_counter()
-    wants_state = getattr(pruners.get(prune.method), "returns_state", False)
+    wants_state = pruners.get(prune.method).returns_state
     # prune where the run trains (the data's device): SNIP/GraSP/SynFlow scores, PAGS candidates and PEGS's
     # dense steps are GPU work at paper scale; the model goes back to the CPU, where run_one keeps it
     device = getattr(getattr(data, "x_train", None), "device", torch.device("cpu"))

@@ -116,6 +116,10 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
     :class:`pai.data.Dataset`, else loaded from the config; it must be what the config names:
     it is not part of the run's identity), ``init_state`` (a ``state_dict`` loaded before the
     mask is applied: lottery-ticket rewinding, PEGS).  Returns the result with ``.model`` set.
+
+    The network trained is recorded (``meta["network"]``: its class, a structural fingerprint and
+    whether it was built from ``config.model`` or given), so a run directory whose record names
+    another network is refused in one line rather than reused as, or rebuilt into, the wrong one.
     """
     cfg = TrainConfig.coerce(config)
     device = cfg.torch_device()
@@ -131,18 +135,28 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
                           model_state=None if model is None else model.state_dict())
     done = ckpt.load_result(run_dir)
     if done is not None:
+        # another network is named as such, before the fingerprint of its weights tells only "different"
+        net = model if model is not None else ckpt.rebuild(done)
+        ckpt.check_network(RunDir(run_dir).result, done["meta"].get("network"),
+                           ckpt.network_record(net, "config" if model is None else "given"), cfg.model)
         ckpt.check_same_run(RunDir(run_dir).result, done["config"], done["meta"]["fingerprint"], cfg.to_dict(), fp)
-        return ckpt.load_finished(done, run_dir, model, device)
+        return ckpt.load_finished(done, run_dir, model if model is not None else net, device)
     with torch_threads(cfg.threads):
         return _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, list(callbacks or ()))
 
 
 def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, callbacks) -> TrainResult:
+    """Set up, resume, run the epochs and record one run.
+
+    Long on purpose: the epoch loop shares the model, the optimizer, the network record and the
+    checkpoint payload with the set-up and the resume check; split apart, each piece would take all of them."""
     if data is None:
         data = load_for(cfg, device)
     if model is None:  # the initialisation (and any dropout) depends on the seed alone
         model = initial_model(cfg.model, data.shape, cfg.seed)
+        network = ckpt.network_record(model, "config")
     else:
+        network = ckpt.network_record(model, "given")
         seed_everything(cfg.seed)
     model.to(device)
     if device.type == "cuda" and cfg.channels_last:
@@ -154,6 +168,7 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
     state.set_mask(mask)
     found = ckpt.load_checkpoint(run_dir)
     if found is not None:
+        ckpt.check_network(RunDir(run_dir).checkpoint, found.get("network"), network, cfg.model)
         ckpt.check_same_run(RunDir(run_dir).checkpoint, found["config"], found["fingerprint"], cfg.to_dict(), fp)
         print(f"pai.train: resumed {run_dir} from epoch {found['epoch']} of {cfg.epochs}", file=sys.stderr)
         model.load_state_dict(found["model"])
@@ -181,11 +196,11 @@ def _train(cfg, device, fp, mask, model, data, run_dir, progress, init_state, ca
                 ckpt.save_checkpoint(run_dir, {
                     "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": state.epoch,
                     "step": state.step, "history": state.history, "mask": state.mask, "config": cfg.to_dict(),
-                    "fingerprint": fp, "rng": ckpt.rng_state()})
+                    "fingerprint": fp, "network": network, "rng": ckpt.rng_state()})
                 fault_point("epoch_end")
     finally:
         bar.close()
-    meta = {"fingerprint": fp, "num_classes": data.num_classes, "in_channels": data.in_channels,
+    meta = {"fingerprint": fp, "network": network, "num_classes": data.num_classes, "in_channels": data.in_channels,
             "image_size": data.image_size, "device": str(device), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "steps": state.step}
     result = TrainResult.from_history(cfg.to_dict(), state.history, state.mask, model, meta)

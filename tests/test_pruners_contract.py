@@ -10,7 +10,7 @@ from torch import nn
 
 from pai import masks as M
 from pai.models import create_model
-from pai.pruners import PRUNERS, DegenerateMaskWarning, prune
+from pai.pruners import PRUNERS, DegenerateMaskWarning, names, prune
 from pai.pruners.checks import degenerate_problems, has_path
 
 
@@ -103,3 +103,86 @@ def test_degenerate_masks_warn_raise_or_pass_as_asked(monkeypatch):
     kinds = [k for k, _ in degenerate_problems(model, prune(model, "test-empty-first-layer", 0.2,
                                                             degenerate="ignore"), 0.2)]
     assert kinds == ["empty-layers", "density", "no-path"]
+
+
+# ---- one contract for every method ----------------------------------------------------------------
+
+CHEAP = {"synflow": dict(iterations=2), "synflow-l2": dict(iterations=2), "rreg": dict(n_graphs=2),
+         "pags": dict(candidates=2), "pegs": dict(candidates=1, pretrain_iterations=2, pretrain_batch_size=4)}
+REVISED = {"synflow": 2, "synflow-l2": 2, "xnet": 2, "rreg": 2, "random-graph": 2, "phew": 2, "npb": 2}
+
+
+def small_convnet():
+    """A network pai did not build: no ``input_shape`` attribute to lean on."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+def images(n=12):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, 8, 8, generator=g), torch.arange(n) % 10
+
+
+@pytest.mark.parametrize("method", names())
+def test_every_method_takes_the_one_contract(method):
+    from dataclasses import FrozenInstanceError
+
+    from pai.data import Dataset
+    from pai.pruners import Pruner, get, option_names
+
+    rec = get(method)
+    assert isinstance(rec, Pruner) and rec.name == method
+    with pytest.raises(FrozenInstanceError):
+        rec.needs_data = not rec.needs_data
+    assert rec.revision == REVISED.get(method, 1) and (rec.revision == 1) == (rec.revision_note == "")
+    assert rec.needs_data == (method in ("snip", "grasp", "pegs"))
+    assert rec.returns_state == (method == "pegs")
+    assert rec.needs_input_shape == (method in ("synflow", "synflow-l2", "phew", "npb"))
+    assert option_names(method) is not None  # every option is declared, so a typo is caught up front
+    opts = CHEAP.get(method, {})
+    x, y = images()
+    # data as an (x, y) pair: the input shape comes from it (the model has no .input_shape)
+    pair = prune(small_convnet(), method, 0.5, seed=3, data=(x, y), degenerate="ignore", **opts)
+    pair = pair[0] if isinstance(pair, tuple) else pair
+    assert set(pair) == set(M.prunable_parameters(small_convnet()))
+    # a Dataset, and an iterable of batches (a DataLoader) give the same mask; input_shape is accepted by all
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=5)
+    for data in (Dataset.from_tensors(x, y), loader):
+        other = prune(small_convnet(), method, 0.5, seed=3, data=data, input_shape=(3, 8, 8),
+                      degenerate="ignore", **opts)
+        assert M.masks_equal(pair, other[0] if isinstance(other, tuple) else other)
+    # what it needs is refused in one line, before any work; so is an option it does not take
+    if rec.needs_data:
+        with pytest.raises(ValueError, match=f"pruner '{method}' is data-dependent: pass data="):
+            prune(small_convnet(), method, 0.5, input_shape=(3, 8, 8), **opts)
+    elif rec.needs_input_shape:
+        with pytest.raises(ValueError, match=f"pruner '{method}' traces the network and needs the input shape"):
+            prune(small_convnet(), method, 0.5, **opts)
+    else:
+        prune(small_convnet(), method, 0.5, degenerate="ignore", **opts)  # neither data nor a shape needed
+    with pytest.raises(ValueError, match=f"method '{method}' has no option 'bogus'"):
+        prune(small_convnet(), method, 0.5, data=(x, y), bogus=1)
+
+
+def test_the_metadata_lives_only_in_the_records():
+    import pai.pruners as P
+
+    for gone in ("needs_data", "revised", "returns_state", "DATA_DEPENDENT"):
+        assert not hasattr(P, gone)
+    for name in P.names():  # the registered functions carry no metadata attributes of their own
+        fn = P.get(name).fn
+        assert not any(hasattr(fn, a) for a in ("needs_data", "revision", "returns_state", "density_free",
+                                                 "degenerate_hint"))
+
+
+def test_bad_data_and_input_shapes_are_refused_in_one_line():
+    model = small_convnet()
+    for bad, match in ((3, "got int"), ("cifar10", "got str"), ([(1, 2)], "item 0 is a tuple, not an"),
+                       ([], "gave no batch")):
+        with pytest.raises(ValueError, match=f"data must be a pai Dataset.*{match}"):
+            prune(model, "snip", 0.5, data=bad)
+    with pytest.raises(ValueError, match="input_shape must be a tuple of positive ints"):
+        prune(model, "synflow", 0.5, input_shape=(3, -8, 8))
+    with pytest.raises(ValueError, match="input_shape must be a tuple"):
+        prune(model, "synflow", 0.5, input_shape="3x8x8")

@@ -1,9 +1,17 @@
 """The pruner registry and the one entry point ``pai.prune``.
 
-A pruner is registered with ``@register_pruner("name")`` and has the signature
-``fn(model, density, *, seed, data=None, **options) -> Mask``.  :func:`prune` wraps every call with
-what all pruners promise: the density is checked (a density that keeps no weight is refused before any
-work), every RNG is seeded for the call and the caller's global RNG states (python, numpy, torch CPU,
+A pruner is a function ``fn(model, density, *, seed, data=None, <options>) -> Mask`` registered with
+its metadata in one frozen record (:class:`Pruner`), the way timm registers a model with its config::
+
+    @register_pruner("snip", needs_data=True)
+    def prune_snip(model, density, *, seed, data=None, samples_per_class=10, ...): ...
+
+:func:`prune` is the contract every method shares: ``data`` may be a :class:`pai.data.Dataset`, an
+``(x, y)`` pair of tensors or an iterable of ``(x, y)`` batches (a ``DataLoader``); ``input_shape``
+is accepted by every method (inferred from ``data``, else ``model.input_shape``) and handed to those
+that trace the network; options are checked against the record before any work.  Around every call
+it promises: the density is checked (a density that keeps no weight is refused before any work),
+every RNG is seeded for the call and the caller's global RNG states (python, numpy, torch CPU,
 initialised CUDA) are restored afterwards, the model's weights, buffers and train/eval mode are
 restored (a pruner returns a mask and leaves the model as it came), and the returned mask is checked
 against the model and for degenerate results (:mod:`.checks`: empty layers, no input->output path,
@@ -17,7 +25,9 @@ from __future__ import annotations
 
 import copy
 import importlib
-from typing import Any, Mapping, Optional
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -27,7 +37,90 @@ from ..seed import preserved_rng, seed_everything
 from .checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
 
 PRUNERS = Registry("pruner")
-register_pruner = PRUNERS.register
+
+# what every pruner is called with, so never one of its options
+CONTRACT = ("seed", "data", "input_shape")
+
+
+@dataclass(frozen=True)
+class Pruner:
+    """One registered method: its function and everything :func:`prune` needs to know of it.
+
+    ``needs_data``: refused without ``data`` (SNIP, GraSP, PEGS).  ``needs_input_shape``: traces the
+    network (SynFlow's all-ones input, PHEW's and NPB's graph), refused when no shape can be found.
+    ``takes_input_shape``: the function has an ``input_shape`` parameter and gets the resolved shape
+    (those that trace, and meta-pruners that forward it to their base method).  ``returns_state``:
+    with ``return_state=True`` it returns ``(mask, state_dict)``, the weights its mask was chosen on,
+    which training must start from (PEGS trains densely first).  ``revision`` r > 1: the default mask
+    changed (``revision_note`` says how); it enters the run id of every spec using the method
+    (``pai.spec.run_id``), so a run cached under the old default is never taken for the new one.
+    ``options``: the option names it takes (None: any).  ``density_free(options) -> bool``: for these
+    options the count does not follow ``density`` (no count check).  ``degenerate_hint(options, kinds)
+    -> str | None``: the fix to name when its mask is degenerate (:mod:`.checks`).
+    """
+
+    name: str
+    fn: Callable = field(repr=False, compare=False)
+    needs_data: bool = False
+    needs_input_shape: bool = False
+    takes_input_shape: bool = False
+    returns_state: bool = False
+    revision: int = 1
+    revision_note: str = ""
+    options: Optional[Tuple[str, ...]] = None
+    density_free: Optional[Callable[[Mapping[str, Any]], bool]] = field(default=None, repr=False, compare=False)
+    degenerate_hint: Optional[Callable] = field(default=None, repr=False, compare=False)
+
+    def __call__(self, model: nn.Module, density: float, **kwargs):
+        """The bare function (no checks, no RNG handling): what meta-pruners call on their base."""
+        return self.fn(model, density, **kwargs)
+
+    @classmethod
+    def of(cls, name: str, fn: Callable) -> "Pruner":
+        """The record of ``fn`` registered without metadata (a plain function in the registry)."""
+        return fn if isinstance(fn, Pruner) else cls(name, fn, options=keyword_options(fn),
+                                                     takes_input_shape=_has_param(fn, "input_shape"))
+
+
+def _has_param(fn: Callable, name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
+def keyword_options(*fns: Callable) -> Optional[Tuple[str, ...]]:
+    """The option names of ``fns`` together: their keyword-only parameters but :data:`CONTRACT`'s,
+    in order, each once; None when the first takes any (``**options``) and no later one lists them."""
+    names, open_ended = [], False
+    for i, fn in enumerate(fns):
+        for n, p in inspect.signature(fn).parameters.items():
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                open_ended = open_ended or i == 0
+            elif p.kind is inspect.Parameter.KEYWORD_ONLY and n not in CONTRACT and n not in names:
+                names.append(n)
+    return None if open_ended and len(fns) == 1 else tuple(names)
+
+
+def register_pruner(name: str, *, needs_data: bool = False, needs_input_shape: bool = False,
+                    returns_state: bool = False, revision: int = 1, revision_note: str = "",
+                    forwards: Sequence[Callable] = (), density_free: Optional[Callable] = None,
+                    degenerate_hint: Optional[Callable] = None) -> Callable:
+    """Decorator registering ``fn`` as pruner ``name`` with its :class:`Pruner` record; returns ``fn``
+    unchanged.  Its options are its keyword-only parameters, plus those of ``forwards`` (the functions
+    a pruner hands its ``**options`` to).  ``revision`` > 1 needs a ``revision_note``."""
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
+        raise ValueError(f"pruner {name!r}: revision must be an int >= 1, got {revision!r}")
+    if revision > 1 and not revision_note:
+        raise ValueError(f"pruner {name!r}: revision {revision} needs a revision_note saying what changed")
+
+    def deco(fn: Callable) -> Callable:
+        PRUNERS.register(name)(Pruner(
+            name, fn, needs_data=bool(needs_data), needs_input_shape=bool(needs_input_shape),
+            takes_input_shape=_has_param(fn, "input_shape"), returns_state=bool(returns_state),
+            revision=revision, revision_note=revision_note, options=keyword_options(fn, *forwards),
+            density_free=density_free, degenerate_hint=degenerate_hint))
+        return fn
+
+    return deco
+
 
 # One file per method family; importing registers them.
 _FAMILIES = ("random", "saliency", "synflow", "phew", "expanders", "npb", "sampling")
@@ -47,9 +140,10 @@ def _load_all() -> None:
     _loaded = True
 
 
-def get(name: str):
+def get(name: str) -> Pruner:
+    """The :class:`Pruner` record of method ``name`` (``KeyError`` listing the valid names)."""
     _load_all()
-    return PRUNERS.get(name)
+    return Pruner.of(name, PRUNERS.get(name))
 
 
 def names() -> list[str]:
@@ -57,44 +151,47 @@ def names() -> list[str]:
     return PRUNERS.names()
 
 
-DATA_DEPENDENT: set = set()  # filled by pruners that need training data (``needs_data``)
-
-
-def needs_data(fn):
-    """Mark a pruner as data-dependent: :func:`prune` refuses to call it without ``data``."""
-    fn.needs_data = True
-    return fn
-
-
-def revised(revision: int, why: str):
-    """Mark a pruner whose default mask changed: revision ``r`` > 1 enters the run id of every spec that
-    uses it (``pai.spec.run_id``), so a run cached under the old default is never taken for the new one,
-    while the ids of every other method stay as they were.  ``why`` says what changed."""
-
-    def deco(fn):
-        fn.revision, fn.revision_note = int(revision), why
-        return fn
-
-    return deco
-
-
 def revision_of(method: str) -> int:
     """A method's revision (1 for ``dense``, unknown names and unrevised pruners)."""
     if method == "dense" or method not in names():
         return 1
-    return int(getattr(get(method), "revision", 1))
+    return get(method).revision
 
 
-def returns_state(fn):
-    """Mark a pruner that, called with ``return_state=True``, returns ``(mask, state_dict)``: the weights
-    its mask was chosen on, which training must start from (PEGS trains densely first)."""
-    fn.returns_state = True
-    return fn
+def resolve_input_shape(model: nn.Module, input_shape=None, data=None) -> Optional[Tuple[int, ...]]:
+    """The shape of one input without the batch dimension: ``input_shape`` as given, else that of
+    ``data``'s training inputs, else ``model.input_shape``, else None."""
+    if input_shape is None and data is not None:
+        input_shape = tuple(data.x_train.shape[1:])
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None)
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise ValueError(f"input_shape must be a tuple of ints such as (3, 32, 32), got {input_shape!r}")
+    shape = tuple(input_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in map(_as_int, shape)):
+        raise ValueError(f"input_shape must be a tuple of positive ints such as (3, 32, 32), got {input_shape!r}")
+    return tuple(int(s) for s in shape)
 
 
-def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=None,
+def _as_int(s):
+    """``s`` as an int when it is an integral number (a numpy or torch integer), else ``s`` itself."""
+    try:
+        return int(s) if not isinstance(s, bool) and int(s) == s else s
+    except (TypeError, ValueError):
+        return s
+
+
+def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=None, input_shape=None,
           degenerate: str = "warn", **options) -> Mask:
     """Prune ``model`` at ``density`` (fraction of prunable weights kept) with ``method``.
+
+    ``data``: a :class:`pai.data.Dataset`, an ``(x, y)`` pair of tensors or an iterable of ``(x, y)``
+    batches (read once, in full: :meth:`pai.data.Dataset.coerce`); data-dependent methods refuse to
+    run without it.  ``input_shape``: one input's shape without the batch dimension, e.g. ``(3, 32,
+    32)``; inferred from ``data``, else ``model.input_shape``.  ``options``: the method's own (a name
+    it does not take is refused before any work).
 
     Returns a mask ``{weight name: bool tensor}``; the model itself is not modified, and neither are
     the caller's global RNG streams.  ``degenerate``: what a degenerate mask (empty layers, no
@@ -102,21 +199,32 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     :class:`DegenerateMaskWarning`), ``"raise"`` (``ValueError``) or ``"ignore"``; a mask that keeps
     no weight is always an error.
     """
+    from ..data import Dataset
+
     density = validate_density(density)
-    fn = get(method)
+    pruner = get(method)
+    check_options(method, options)
     check_materialized(model)
     total = sum(p.numel() for p in prunable_parameters(model).values())  # raises for no prunable layer
     if round(density * total) == 0:
         raise ValueError(f"density {density:g} keeps no weight of the {total} prunable weights of "
                          f"{type(model).__name__}: the smallest useful density is {1 / total:.3g}")
-    if getattr(fn, "needs_data", False) and data is None:
-        raise ValueError(f"pruner {method!r} is data-dependent: pass data=pai.data.load_dataset(...)")
+    if pruner.needs_data and data is None:
+        raise ValueError(f"pruner {method!r} is data-dependent: pass data= (a pai Dataset, an (x, y) pair of "
+                         f"tensors or a DataLoader)")
+    data = Dataset.coerce(data) if data is not None else None
+    shape = resolve_input_shape(model, input_shape, data)
+    if pruner.needs_input_shape and shape is None:
+        raise ValueError(f"pruner {method!r} traces the network and needs the input shape: pass "
+                         f"input_shape=(C, H, W), or data= to infer it")
+    if pruner.takes_input_shape:
+        options = {**options, "input_shape": shape}
     state = copy.deepcopy(model.state_dict())
     modes = {name: m.training for name, m in model.named_modules()}
     with preserved_rng():
         seed_everything(seed)
         try:
-            mask = fn(model, density, seed=seed, data=data, **options)
+            mask = pruner(model, density, seed=seed, data=data, **options)
         finally:
             model.load_state_dict(state)
             for name, m in model.named_modules():
@@ -128,29 +236,27 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
         mask, extra = mask
     mask = {k: v.detach().bool() for k, v in mask.items()}
     check_mask(model, mask, empty_ok=True)  # nothing kept: check_degenerate's message, naming the pruner
-    density_free = getattr(fn, "density_free", None)
-    check_degenerate(model, mask, density, method, degenerate, getattr(fn, "degenerate_hint", None), options,
-                     options.get("input_shape"), check_count=not (density_free and density_free(options)))
+    free = pruner.density_free is not None and pruner.density_free(options)
+    check_degenerate(model, mask, density, method, degenerate, pruner.degenerate_hint, options, shape,
+                     check_count=not free)
     return mask if extra is None else (mask, extra)
 
 
-def option_names(fn) -> Optional[list]:
-    """The options a pruner takes (its keyword-only parameters but ``seed`` and ``data``); None when it
-    takes any (``**options``)."""
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("seed", "data")]
+def option_names(method: str) -> Optional[list]:
+    """The options pruner ``method`` takes (its record's; ``input_shape`` besides, as every method does),
+    None when it takes any; ``dense`` takes none."""
+    if method == "dense":
+        return []
+    valid = get(method).options
+    return None if valid is None else list(valid)
 
 
 def check_options(method: str, options: Mapping[str, Any]) -> None:
     """``ValueError`` naming an option that pruner ``method`` does not take, with the valid ones, before
-    any pruning (``dense`` takes none)."""
-    valid = [] if method == "dense" else option_names(get(method))
+    any pruning (``dense`` takes none; every other method takes ``input_shape``)."""
+    valid = option_names(method)
     if valid is None:
         return
     for key in options:
-        if key not in valid:
+        if key not in valid and not (key == "input_shape" and method != "dense"):
             raise ValueError(f"method {method!r} has no option {key!r}; valid: {', '.join(valid) or '(none)'}")

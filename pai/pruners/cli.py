@@ -110,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = parse_options(args.option)
     fn = get(args.method)
     check_options(args.method, fn, options)
-    if getattr(fn, "needs_data", False) and args.dataset is None:
+    if fn.needs_data and args.dataset is None:
         raise UserError(f"method {args.method!r} is data-dependent: pass --dataset (e.g. --dataset fashion-mnist)")
     if args.seed < 0:
         raise UserError(f"--seed must be an int >= 0, got {args.seed}")
@@ -120,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     model = initial_model(args.model, (num_classes, in_channels, image_size), args.seed)
     check_output(args.out, what="--out")
     data = None
-    if getattr(fn, "needs_data", False):
+    if fn.needs_data:
         from ..data import load_dataset
 
         data = load_dataset(args.dataset, seed=args.seed)

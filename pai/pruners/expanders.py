@@ -69,7 +69,7 @@ import torch
 
 from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
-from . import register_pruner, revised
+from . import register_pruner
 from .allocation import SCHEMES, target_layer_densities
 
 VARIANTS = ("input", "smaller_side")
@@ -270,8 +270,8 @@ def _sides(p) -> Tuple[int, int]:
     return p.shape[1], p.shape[0]  # (n_in, n_out)
 
 
-@register_pruner("xnet")
-@revised(2, "the official first/last-layer rule became the default")
+@register_pruner("xnet", revision=2, revision_note="the official first/last-layer rule became the default",
+                 density_free=_density_free, degenerate_hint=_degenerate_hint)
 def xnet(model, density: float, *, seed: int, data=None, degree=None, allocation=None,
          variant: str = "input", dense_first: Optional[bool] = None, dense_last: Optional[bool] = None) -> Mask:
     """X-Net mask (module docstring): each node of the regular side (inputs, or the smaller side with
@@ -300,8 +300,9 @@ def xnet(model, density: float, *, seed: int, data=None, degree=None, allocation
     return mask
 
 
-@register_pruner("rreg")
-@revised(2, "the official collapsed configuration model, best of 100, and first/last-layer rule became the default")
+@register_pruner("rreg", revision=2, density_free=_density_free, degenerate_hint=_degenerate_hint,
+                 revision_note="the official collapsed configuration model, best of 100, and first/last-layer "
+                               "rule became the default")
 def rreg(model, density: float, *, seed: int, data=None, degree=None, allocation=None,
          n_graphs: int = 100, expansion_samples: int = 1000, exact_degrees: bool = False,
          dense_first: Optional[bool] = None, dense_last: Optional[bool] = None) -> Mask:
@@ -325,8 +326,8 @@ def rreg(model, density: float, *, seed: int, data=None, degree=None, allocation
     return mask
 
 
-@register_pruner("random-graph")
-@revised(2, "the official Bernoulli graph and first/last-layer rule became the default")
+@register_pruner("random-graph", density_free=_density_free, degenerate_hint=_degenerate_hint, revision=2,
+                 revision_note="the official Bernoulli graph and first/last-layer rule became the default")
 def random_graph(model, density: float, *, seed: int, data=None, degree=None, allocation=None,
                  fixed_count: bool = False, dense_first: Optional[bool] = None,
                  dense_last: Optional[bool] = None) -> Mask:
@@ -348,7 +349,3 @@ def random_graph(model, density: float, *, seed: int, data=None, degree=None, al
             adj = torch.rand(n_in * n_out, generator=g, dtype=torch.float64) < degs[k] / n_out
         mask[k] = _to_mask(adj.view(n_in, n_out), p)
     return mask
-
-
-for _fn in (xnet, rreg, random_graph):
-    _fn.density_free, _fn.degenerate_hint = _density_free, _degenerate_hint

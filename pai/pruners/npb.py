@@ -102,7 +102,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from . import register_pruner, revised
+from . import register_pruner
 from ..graph import LayerNode, build_graph
 from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
@@ -285,24 +285,26 @@ def _check_options(solver, node_term, path_norm, chunk_size, max_p, max_p_decay,
         raise ValueError(f"need 0 <= alpha <= 1 and beta >= 0, got alpha={alpha}, beta={beta}")
 
 
-@register_pruner("npb")
-@revised(2, "the official normaliser, options and MILP solver became the default")
+@register_pruner("npb", needs_input_shape=True, revision=2,
+                 revision_note="the official normaliser, options and MILP solver became the default")
 def npb(model: nn.Module, density: float, *, seed: int, data=None, scheme: str = "erk",
         alpha: float = 0.01, beta: float = 1.0, shortcut_beta: float = 0.001, linear_beta: Optional[float] = 0.0,
         max_p: Optional[int] = 9, max_p_decay: bool = True, node_term: str = "count", path_norm: str = "official",
         path_bias: float = 1.0, solver: str = "auto", time_limit: Optional[float] = None,
         chunk_size: Optional[int] = 32, chunk_above: Optional[int] = None, scale_weight: bool = False,
-        finetune: bool = True, threads: Optional[int] = 1, stats: Optional[dict] = None) -> Mask:
+        finetune: bool = True, threads: Optional[int] = 1, stats: Optional[dict] = None,
+        input_shape=None) -> Mask:
     """Node-Path Balancing mask at ``density`` (fraction of weights kept); defaults = the official
     ResNet-20 recipe and rules, options and deviations: see the module docstring.
 
     ``threads``: torch threads while pruning (None: leave as set).  The path forwards are batch-1
     and latency-bound: on a busy 2-core machine two OpenMP threads made them ~40x slower than one.
+    ``input_shape``: one input's (C, H, W) for the graph trace (default ``model.input_shape``).
     """
     _check_options(solver, node_term, path_norm, chunk_size, max_p, max_p_decay, alpha, beta)
     with torch_threads(threads):  # restored on exit
         params = prunable_parameters(model)
-        graph = build_graph(model)
+        graph = build_graph(model, input_shape)
         budgets = layer_budgets(model, density, scheme)
         paths = PathNet(model, graph.input_shape, bias=float(path_bias))
         gen = torch_generator(seed)

@@ -78,7 +78,7 @@ import torch
 from ..graph import INPUT, OUTPUT, build_graph
 from ..masks import Mask, check_mask, prunable_parameters
 from ..seed import torch_generator
-from . import register_pruner, revised
+from . import register_pruner
 
 NEVER = torch.iinfo(torch.int64).max  # "first walk" of a weight no walk has picked
 WEIGHTINGS = ("magnitude", "uniform", "inverse", "square")
@@ -206,20 +206,17 @@ def _walk_batch(layers: List["_Layer"], first, w0: int, n_pairs: int, g):
 WALKS = ("official", "graph")
 
 
-@register_pruner("phew")
-@revised(2, "the official walk (downsampling jump) and count became the default")
+@register_pruner("phew", needs_input_shape=True, revision=2,
+                 revision_note="the official walk (downsampling jump) and count became the default")
 def phew(model, density: float, *, seed: int, data=None, walk: str = "official", exact_count: bool = False,
          kernel_conserved: bool = False, nested_from: Optional[Mapping[str, torch.Tensor]] = None,
-         weighting: str = "magnitude", input_shape=None, **unused) -> Mask:
+         weighting: str = "magnitude", input_shape=None) -> Mask:
     """PHEW mask (module docstring): the official walk and count by default; ``walk="graph"`` for the
     graph-correct residual walk, ``exact_count=True`` for exactly ``round(density * N)`` weights.
 
     Long on purpose: the walk loop adapts its batch size to the rate new weights are found and stops
     at the walk that reaches the target, with state (first-visit stamps, counts) it shares with the
     set-up and the trim."""
-    if unused:
-        raise ValueError(f"phew: unknown option(s) {sorted(unused)}; valid: walk, exact_count, kernel_conserved, "
-                         f"nested_from, weighting, input_shape")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"phew: unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
     if walk not in WALKS:

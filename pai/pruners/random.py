@@ -84,23 +84,28 @@ def shuffle_layerwise(mask: Mapping[str, torch.Tensor], seed: int) -> Mask:
     return out
 
 
-@register_pruner("shuffle")
+def _explicit_mask(options) -> bool:
+    """With ``mask=`` the counts are the mask's: :func:`pai.prune` checks no count against ``density``."""
+    return options.get("mask") is not None
+
+
+@register_pruner("shuffle", density_free=_explicit_mask)
 def prune_shuffle(model: nn.Module, density: float, *, seed: int, data=None, base: str = "random-erk",
-                  base_options: Mapping | None = None, mask=None) -> Mask:
+                  base_options: Mapping | None = None, mask=None, input_shape=None) -> Mask:
     """Layer-wise shuffle of the mask of method ``base`` (run with ``base_options`` at ``density``,
-    ``seed`` and ``data``), or of an explicit ``mask`` (a Mask or a path written by ``save_mask``;
-    ``density`` is then ignored: the counts are the mask's)."""
+    ``seed``, ``data`` and ``input_shape``), or of an explicit ``mask`` (a Mask or a path written by
+    ``save_mask``; ``density`` is then ignored: the counts are the mask's)."""
     if mask is None:
         if base == "shuffle":
             raise ValueError("shuffle: base='shuffle' would recurse; pick another base method")
         fn = get(base)
-        if getattr(fn, "needs_data", False) and data is None:
+        if fn.needs_data and data is None:
             raise ValueError(f"shuffle: base method {base!r} is data-dependent: pass data=")
-        mask = fn(model, density, seed=seed, data=data, **dict(base_options or {}))
+        opts = dict(base_options or {})
+        if fn.takes_input_shape:
+            opts.setdefault("input_shape", input_shape)
+        mask = fn(model, density, seed=seed, data=data, **opts)
     elif isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)
     check_mask(model, mask)
     return shuffle_layerwise(mask, seed)
-
-
-prune_shuffle.density_free = lambda options: options.get("mask") is not None  # counts are the mask's

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import needs_data, register_pruner
+from . import register_pruner
 from ..masks import Mask, prunable_parameters, topk_global, topk_layerwise
 from ..seed import torch_generator
 from .allocation import layer_budgets
@@ -159,8 +159,7 @@ def grasp_scores(model: nn.Module, data, *, seed: int = 0, samples_per_class: in
     return {k: h * w.detach() for k, h, w in zip(weights, hg, params)}
 
 
-@register_pruner("snip")
-@needs_data
+@register_pruner("snip", needs_data=True)
 def prune_snip(model: nn.Module, density: float, *, seed: int, data=None, samples_per_class: int = 10,
                class_balanced: bool = False, train_mode: bool = False) -> Mask:
     scores = snip_scores(model, data, seed=seed, samples_per_class=samples_per_class,
@@ -168,8 +167,7 @@ def prune_snip(model: nn.Module, density: float, *, seed: int, data=None, sample
     return topk_global(scores, _keep(model, density))
 
 
-@register_pruner("grasp")
-@needs_data
+@register_pruner("grasp", needs_data=True)
 def prune_grasp(model: nn.Module, density: float, *, seed: int, data=None, samples_per_class: int = 10,
                 class_balanced: bool = False, train_mode: bool = False, temperature: float = 200.0) -> Mask:
     scores = grasp_scores(model, data, seed=seed, samples_per_class=samples_per_class,

@@ -70,7 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import get, needs_data, register_pruner, returns_state
+from . import get, register_pruner
 from ..masks import Mask, masks_equal, num_kept, prunable_parameters
 from ..progress import progress_reporter
 from ..seed import seed_everything, torch_generator
@@ -237,14 +237,21 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
                           totals if select == "global" else [])
 
 
-@register_pruner("pags")
+def _with_shape(generator: str, generator_options: Mapping | None, input_shape) -> Mapping | None:
+    """``generator_options`` with ``input_shape`` for a generator that traces the network."""
+    if input_shape is None or generator in SELF or not get(generator).takes_input_shape:
+        return generator_options
+    return {"input_shape": input_shape, **dict(generator_options or {})}
+
+
+@register_pruner("pags", forwards=(search,))
 def prune_pags(model: nn.Module, density: float, *, seed: int, data=None, generator: str = "random-erk",
                candidates: int = 100, select: str = "layerwise", generator_options: Mapping | None = None,
-               **options) -> Mask:
+               input_shape=None, **options) -> Mask:
     """PAGS (NeurIPS 2023): best-of-``candidates`` masks of ``generator`` by the full spectrum at θ_0.
-    Further ``options``: see :func:`search`."""
-    return search(model, density, seed=seed, data=data, generator=generator, candidates=candidates,
-                  select=select, generator_options=generator_options, **options).mask
+    Further ``options``: see :func:`search`; ``input_shape`` goes to a generator that traces."""
+    return search(model, density, seed=seed, data=data, generator=generator, candidates=candidates, select=select,
+                  generator_options=_with_shape(generator, generator_options, input_shape), **options).mask
 
 
 def pretrain_dense(model: nn.Module, data, iterations: int, *, seed: int, batch_size: int = 128,
@@ -282,17 +289,16 @@ def pretrain_dense(model: nn.Module, data, iterations: int, *, seed: int, batch_
     return net
 
 
-@register_pruner("pegs")
-@needs_data
-@returns_state
+@register_pruner("pegs", needs_data=True, returns_state=True, forwards=(search,))
 def prune_pegs(model: nn.Module, density: float, *, seed: int, data=None, generator: str = "random-erk",
                candidates: int = 100, select: str = "layerwise", generator_options: Mapping | None = None,
                pretrain_iterations: int = 500, pretrain_batch_size: int = 128, pretrain_lr: float = 0.1,
-               pretrain_augment: bool = False, return_state: bool = False, **options):
+               pretrain_augment: bool = False, return_state: bool = False, input_shape=None, **options):
     """PEGS (NeurIPS 2023): PAGS on θ_T after ``pretrain_iterations`` dense SGD steps.
 
     Returns the mask, or ``(mask, state_dict of θ_T on the CPU)`` with ``return_state=True`` (sparse
-    training then starts from θ_T ⊙ m).  The model itself is not changed."""
+    training then starts from θ_T ⊙ m).  The model itself is not changed.  ``input_shape`` goes to a
+    generator that traces."""
     if data is None:
         raise ValueError("pruner 'pegs' is data-dependent (dense pre-training): pass data=pai.data.load_dataset(...)")
     net = pretrain_dense(model, data, pretrain_iterations, seed=seed, batch_size=pretrain_batch_size,
@@ -300,8 +306,8 @@ def prune_pegs(model: nn.Module, density: float, *, seed: int, data=None, genera
     modes = dict(model.named_modules())
     for name, m in net.named_modules():
         m.training = modes[name].training  # the generators see the caller's train/eval modes
-    mask = search(net, density, seed=seed, data=data, generator=generator, candidates=candidates,
-                  select=select, generator_options=generator_options, **options).mask
+    mask = search(net, density, seed=seed, data=data, generator=generator, candidates=candidates, select=select,
+                  generator_options=_with_shape(generator, generator_options, input_shape), **options).mask
     if not return_state:
         return mask
     return mask, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}

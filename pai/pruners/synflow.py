@@ -52,6 +52,13 @@ Named options, and why:
   weights than asked; the exact count makes densities comparable across methods.  It differs from
   the published masks (IoU 0.85 on ResNet-20 at 0.01 in float64).
 
+* ``linearize=True``: every elementwise activation but ReLU (ReLU6, Hardtanh, SiLU, GELU, Hardswish,
+  ...; :data:`LINEARIZED`) becomes the identity in the scoring copy, so R is the paper's
+  ``1ᵀ (∏ |W|) 1`` on any network.  The official code runs the model's own activations, which on
+  positive flows is the identity only for ReLU-like ones: a bounded activation saturates (ReLU6 is
+  flat above 6, so its gradient and every score behind it are 0: torchvision's MobileNetV2 keeps no
+  weight).  The default keeps the official behaviour, and masks of ReLU networks are unchanged.
+
 Not reproduced: that abort (replaced by the degenerate-mask check of :func:`pai.prune`).
 Speed (ResNet-18: ~11 M weights, 100 steps): one copy of the model is made once, pruned weights
 are zeroed in it in place, ``torch.autograd.grad`` runs only for the prunable weights, and the
@@ -68,7 +75,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
-from . import register_pruner, revised
+from . import register_pruner
 from ..masks import Mask, prunable_parameters
 
 SCHEDULES = ("exponential", "linear")
@@ -100,13 +107,27 @@ def as_dtype(dtype) -> torch.dtype:
     raise ValueError(f"dtype must be torch.float32/float64 or one of {', '.join(DTYPES)}; got {dtype!r}")
 
 
+# activations that ``linearize=True`` replaces by the identity (ReLU is the identity on positive flows)
+LINEARIZED = (nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish, nn.ELU, nn.CELU, nn.SELU,
+              nn.LeakyReLU, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.Hardsigmoid)
+
+
+def _linearize(net: nn.Module) -> None:
+    """Replace every :data:`LINEARIZED` activation module of ``net`` by ``nn.Identity``, in place."""
+    for name, m in list(net.named_modules()):
+        if isinstance(m, LINEARIZED):
+            parent, _, leaf = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, leaf, nn.Identity())
+
+
 class FlowNet:
     """A private copy of ``model`` (eval mode, ``dtype``) for flow scores: |·| of every state entry
     (``kind="synflow"``) or θ² of every parameter (``"phew"``, ``"gebhart"``), the all-ones input,
-    and the flat indices of the still-kept weights of each layer (``idx``)."""
+    and the flat indices of the still-kept weights of each layer (``idx``); ``linearize``: the
+    non-ReLU activations replaced by the identity (module docstring)."""
 
     def __init__(self, model: nn.Module, kind: str = "synflow", dtype=torch.float32,
-                 input_shape: Sequence[int] | None = None):
+                 input_shape: Sequence[int] | None = None, linearize: bool = False):
         if kind not in KINDS:
             raise ValueError(f"unknown flow score {kind!r}; valid: {', '.join(KINDS)}")
         shape = input_shape or getattr(model, "input_shape", None)
@@ -115,6 +136,8 @@ class FlowNet:
                              "or pass input_shape=(C, H, W)")
         self.kind = kind
         self.net = copy.deepcopy(model).to(as_dtype(dtype)).eval()
+        if linearize:
+            _linearize(self.net)
         with torch.no_grad():
             if kind == "synflow":  # the official linearize: |·| on every state_dict entry, buffers too
                 for t in self.net.state_dict().values():
@@ -297,12 +320,12 @@ def percentile_keep(scores: Dict[str, torch.Tensor], total: int, density: float)
 
 def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: int = 100,
                    schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
-                   input_shape: Sequence[int] | None = None) -> Mask:
+                   input_shape: Sequence[int] | None = None, linearize: bool = False) -> Mask:
     """The SynFlow loop (Alg. 1) with score ``kind`` and selection ``rule``; returns the final mask."""
     if rule not in RULES:
         raise ValueError(f"unknown SynFlow rule {rule!r}; valid: {', '.join(RULES)}")
     densities = density_schedule(density, iterations, schedule)
-    fn = FlowNet(model, kind, dtype, input_shape)
+    fn = FlowNet(model, kind, dtype, input_shape, linearize)
     total = fn.total
     for d in densities:
         scores = fn.compact_scores()
@@ -323,28 +346,35 @@ def _degenerate_hint(options: dict, kinds) -> str | None:
     if float32 and {"no-path", "density", "nothing-kept"} & set(kinds):
         tips.append("SynFlow's path products under- or overflow float32 on deep networks: pass "
                     "dtype=float64 (CLI: --option dtype=float64)")
+    if not options.get("linearize") and {"no-path", "empty-layers", "nothing-kept"} & set(kinds):
+        tips.append("a bounded activation (ReLU6, Hardtanh, Sigmoid) saturates the all-ones flow and zeroes "
+                    "the scores behind it: pass linearize=True")
     if "density" in kinds and options.get("rule", "threshold") != "exact":
         tips.append("the published rule prunes every weight tied at the threshold: rule='exact' keeps "
                     "the exact count")
     return "; ".join(tips) or None
 
 
-@register_pruner("synflow")
-@revised(2, "the official strict-threshold rule in float32 became the default (was an exact count in float64)")
+@register_pruner("synflow", needs_input_shape=True, revision=2, degenerate_hint=_degenerate_hint,
+                 revision_note="the official strict-threshold rule in float32 became the default "
+                               "(was an exact count in float64)")
 def prune_synflow(model: nn.Module, density: float, *, seed: int, data=None, iterations: int = 100,
                   schedule: str = "exponential", dtype=torch.float32, rule: str = "threshold",
-                  input_shape: Sequence[int] | None = None) -> Mask:
+                  input_shape: Sequence[int] | None = None, linearize: bool = False) -> Mask:
     """SynFlow (Tanaka et al., NeurIPS 2020, Alg. 1); defaults = the official code, options: see the
-    module docstring (``dtype=float64`` for deep nets, ``rule="exact"`` for exact counts)."""
+    module docstring (``dtype=float64`` for deep nets, ``rule="exact"`` for exact counts, ``linearize=True``
+    for activations other than ReLU)."""
     return iterative_flow(model, density, kind="synflow", iterations=iterations, schedule=schedule,
-                          dtype=dtype, rule=rule, input_shape=input_shape)
+                          dtype=dtype, rule=rule, input_shape=input_shape, linearize=linearize)
 
 
-@register_pruner("synflow-l2")
-@revised(2, "the PHEW repo's percentile rule in float32 became the default (was an exact count in float64)")
+@register_pruner("synflow-l2", needs_input_shape=True, revision=2, degenerate_hint=_degenerate_hint,
+                 revision_note="the PHEW repo's percentile rule in float32 became the default "
+                               "(was an exact count in float64)")
 def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, variant: str = "phew",
                      iterations: int = 100, schedule: str = "exponential", dtype=torch.float32,
-                     rule: str = "percentile", input_shape: Sequence[int] | None = None) -> Mask:
+                     rule: str = "percentile", input_shape: Sequence[int] | None = None,
+                     linearize: bool = False) -> Mask:
     """SynFlow-L2 as in the PHEW repo (``Prune/synflowl2_utils.py``, the code behind the PHEW paper's
     SynFlow-L2 numbers): the exponential schedule, eval mode, float32 and its selection rule,
     ``rule="percentile"`` (τ = ``np.percentile`` of all scores, keep ``score > τ``; the SynFlow repo's
@@ -353,7 +383,4 @@ def prune_synflow_l2(model: nn.Module, density: float, *, seed: int, data=None, 
     if variant not in VARIANTS:
         raise ValueError(f"unknown SynFlow-L2 variant {variant!r}; valid: {', '.join(VARIANTS)}")
     return iterative_flow(model, density, kind=variant, iterations=iterations, schedule=schedule,
-                          dtype=dtype, rule=rule, input_shape=input_shape)
-
-
-prune_synflow.degenerate_hint = prune_synflow_l2.degenerate_hint = _degenerate_hint
+                          dtype=dtype, rule=rule, input_shape=input_shape, linearize=linearize)
