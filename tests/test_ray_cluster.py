@@ -57,11 +57,24 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def _wait_for_nodes(address: str, n: int, timeout: float = 180) -> None:
+def _started(args, log: Path, address: str, n: int, tries: int = 3, timeout: float = 180) -> subprocess.Popen:
+    """A node started with ``args`` and, once it runs, ``n`` live nodes in the cluster.  Ray's raylet waits a
+    fixed 30 s for its dashboard agent; on a heavily loaded machine the agent may start later and the node
+    gives up (``ray start`` exits): then it is tried again, and after ``tries`` the test is skipped."""
     code = (f"import ray, time\nray.init(address={address!r}, log_to_driver=False)\n"
             f"t = time.time()\nwhile len([x for x in ray.nodes() if x['Alive']]) < {n}:\n"
             f"    assert time.time() - t < {timeout}, ray.nodes()\n    time.sleep(0.5)\n")
-    subprocess.run([sys.executable, "-c", code], env=_env(), check=True, timeout=timeout + 60)
+    for _ in range(tries):
+        proc = _node(args, log)
+        deadline = time.time() + timeout
+        while proc.poll() is None and "Ray runtime started" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.5)
+        if proc.poll() is None and "Ray runtime started" in log.read_text():
+            subprocess.run([sys.executable, "-c", code], env=_env(), check=True, timeout=timeout + 60)
+            return proc
+        _kill(proc)
+    pytest.skip(f"Ray could not start a node on this machine in {tries} tries (load average "
+                f"{os.getloadavg()[0]:.1f}): {log.read_text().strip().splitlines()[-1][:200]}")
 
 
 def _learning(result):
@@ -85,12 +98,11 @@ def test_two_node_cluster_matches_local_and_survives_losing_a_node(tmp_path):
     (tmp_path / "specs.json").write_text(json.dumps([s.to_dict() for s in specs]))
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    head = _node(["--head", "--port", str(port), "--include-dashboard", "false"], tmp_path / "head.log")
-    second = None
+    head = second = None
     try:
-        _wait_for_nodes(address, 1)
-        second = _node(["--address", address], tmp_path / "second.log")
-        _wait_for_nodes(address, 2)
+        head = _started(["--head", "--port", str(port), "--include-dashboard", "false"], tmp_path / "head.log",
+                        address, 1)
+        second = _started(["--address", address], tmp_path / "second.log", address, 2)
         root = tmp_path / "cluster"
         sweep = subprocess.Popen([sys.executable, "-m", "pai", "sweep", str(tmp_path / "specs.json"), "--root",
                                   str(root), "--executor", "ray", "--address", address], env=_env(),
