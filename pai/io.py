@@ -5,8 +5,8 @@ A run killed half-way therefore leaves either the old file or the new one, never
 (``.<name>.<host>.<pid>.<random>.tmp``), so :func:`clean_stale_temps` (run when a run, a sweep or a
 notebook starts, and by every write of the same file) removes the ones whose writer is dead without
 touching those of a writer still at work.  That name is the mark of a temp file pai wrote; a temp
-*folder* (a notebook's staging or work folder) is removed only when it also holds pai's ``.pai-owned``
-marker (:mod:`pai.owned`), so nothing a user made is ever deleted by its name alone.
+*folder* (a notebook's staging or work folder) is removed only when it also holds pai's
+:data:`OWNED_MARKER` (:mod:`pai.owned`), so nothing a user made is ever deleted by its name alone.
 
 Bytes are a function of the content: ``torch.save`` is given a file object, so the zip's record names
 are ``archive/...`` rather than the temp file's random name, and identical objects give identical files
@@ -37,6 +37,7 @@ def temp_prefix(name: str) -> str:
     return f".{name}.{_host()}.{os.getpid()}."
 
 
+OWNED_MARKER = ".pai-owned"  # the file pai writes into every folder it made (pai.owned)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^./]+)\.(?P<pid>\d+)\.[^./]+\.tmp$")
 
 
@@ -75,8 +76,7 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
 def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, name: str | None = None) -> List[Path]:
     """Remove the stale temp files and folders (:func:`is_stale_temp`) in ``folder`` (and below it
     with ``recursive``); ``name`` limits it to the temps of that target.  A folder goes only when it holds
-    pai's marker (:func:`pai.owned.is_owned`).  Returns what was removed."""
-    from .owned import is_owned
+    pai's :data:`OWNED_MARKER`.  Returns what was removed."""
 
     folder = Path(folder)
     removed: List[Path] = []
@@ -93,7 +93,7 @@ def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, name: 
                 continue
             p = Path(e.path)
             is_dir = e.is_dir(follow_symlinks=False)
-            if is_stale_temp(p) and (not is_dir or is_owned(p)):
+            if is_stale_temp(p) and (not is_dir or (p / OWNED_MARKER).is_file()):
                 try:
                     shutil.rmtree(p) if is_dir else p.unlink()
                     removed.append(p)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Set
 
 from .errors import UserError
+from .io import OWNED_MARKER as MARKER, is_temp_name, save_text
 
-MARKER = ".pai-owned"
 _HEADER = ("# written by pai: this folder was made by pai, which may replace or clean it.\n"
            "# The files pai wrote into it, one per line (a file not listed is someone else's: pai then refuses\n"
            "# to replace the folder).\n")
@@ -55,8 +55,6 @@ def files_below(folder: str | os.PathLike) -> List[str]:
 def mark(folder: str | os.PathLike, files: Optional[Iterable[str]] = None) -> Path:
     """Write the marker into ``folder`` (made if missing), listing ``files`` (default: every file below it,
     which pai has just written)."""
-    from .io import save_text
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     listed = files_below(folder) if files is None else sorted(files)
@@ -138,8 +136,6 @@ def check_root(folder: str | os.PathLike, what: str = "runs folder", fix: str = 
     """Raise :class:`UserError` unless pai may write run directories into ``folder`` and clean what its killed
     writers left there: it does not exist yet, or carries the marker, or holds nothing but run directories
     (an earlier pai made it); never a :func:`protected` location.  Changes nothing."""
-    from .io import is_temp_name
-
     folder = Path(folder)
     reason = protected(folder)
     if reason:
@@ -164,7 +160,5 @@ def claim_root(folder: str | os.PathLike, what: str = "runs folder", fix: str = 
     folder = check_root(folder, what, fix)
     if not is_owned(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        from .io import save_text
-
         save_text(_HEADER + "# a folder of run directories (each named by its run id)\n", marker(folder))
     return folder
