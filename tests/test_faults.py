@@ -649,6 +649,23 @@ def test_fig_dir_must_be_a_folder_pai_made_holding_only_its_files(tmp_path, caps
     assert sorted((restored / MARKER).read_text().split("\n")[3:]) == ["", "a.txt", "b.txt"]
 
 
+def test_a_figure_folder_dvc_restores_from_its_cache_is_still_pais(tmp_path):
+    from pai.owned import check_replaceable
+
+    dvc = Path(sys.executable).with_name("dvc")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(dvc), "init", "-q"], cwd=tmp_path, check=True, env=env)
+    figs = tmp_path / "figures" / "stage"
+    figs.mkdir(parents=True)
+    (figs / "a.png").write_bytes(b"png")
+    mark(figs)
+    subprocess.run([str(dvc), "add", "-q", "figures/stage"], cwd=tmp_path, check=True, env=env)
+    shutil.rmtree(figs)
+    subprocess.run([str(dvc), "checkout", "-q"], cwd=tmp_path, check=True, env=env)
+    assert (figs / MARKER).is_file() and check_replaceable(figs) == figs
+
+
 def test_stale_temp_folders_are_removed_only_with_the_marker(tmp_path):
     host, dead = temp_prefix("x").split(".")[2], _dead_pid()
     theirs = tmp_path / f".data.{host}.{dead}.backup.tmp"  # a temp-looking folder pai did not make
