@@ -109,10 +109,10 @@ def test_two_node_cluster_matches_local_and_survives_losing_a_node(tmp_path):
                                   str(root), "--executor", "ray", "--address", address], env=_env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 240
-        while True:  # kill the second node once a run is finished and others are still training
+        while True:  # kill the second node once a run is finished and both nodes (one CPU each) are training
             state = _state(root) if root.is_dir() else {}
             done = {k for k, (_, rec) in state.items() if rec is not None}
-            if done and len(state) > len(done):
+            if done and len(state) - len(done) >= 2:
                 break
             assert sweep.poll() is None and time.time() < deadline, "the sweep ended before the kill"
             time.sleep(0.2)
