@@ -315,6 +315,30 @@ class DynamicSparsity:
 # ----------------------------------------------------------------------------- one DST run
 
 
+def check_options(**options) -> None:
+    """``ValueError`` for an option :class:`DynamicSparsity` does not take (``mask`` and ``spectrum_fn`` are
+    not options) or a value of the wrong type or range -- checked before a run starts."""
+    import difflib
+    import inspect
+
+    valid = [n for n in inspect.signature(DynamicSparsity.__init__).parameters if n not in ("self", "mask",
+                                                                                             "spectrum_fn")]
+    for key, value in options.items():
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            raise ValueError(f"dst regime has no option {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                             f"valid: {', '.join(valid)}")
+        if key in ("drop_fraction", "min_drop_fraction") and (isinstance(value, bool)
+                                                              or not isinstance(value, (int, float))):
+            raise ValueError(f"dst regime option {key} must be a number, got {value!r}")
+        if key in ("update_interval", "seed") + (("end_step",) if value is not None else ()) and \
+                (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"dst regime option {key} must be an integer, got {value!r}")
+        if key in ("record_spectrum", "regrow_dropped") and not isinstance(value, bool):
+            raise ValueError(f"dst regime option {key} must be true or false, got {value!r}")
+    DynamicSparsity({}, **options)  # its own range checks; an empty mask costs nothing
+
+
 def train_dst(config, *, mask: Mask, model=None, data=None, run_dir=None, progress=None, init_state=None,
               callbacks=None, **dst_options):
     """``pai.train.train`` with a :class:`DynamicSparsity` callback (options as keywords; ``seed``

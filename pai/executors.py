@@ -12,7 +12,9 @@ ran them (on shared storage for a cluster).
 - ``ray``: each item is a Ray task with ``num_cpus`` CPUs and a ``gpus_per_run`` share of a GPU (several
   small items pack onto one GPU); ``address`` (or ``$RAY_ADDRESS``) joins an existing cluster (``"auto"``
   or ``ray://host:port``), otherwise a local Ray instance is started with ``workers`` CPUs.  Ray is optional:
-  ``pip install -e .[ray]``.
+  ``pip install -e .[ray]``.  A task whose node dies (a machine lost, a worker killed) is run again on
+  another node, up to ``max_retries`` times: with ``run_one`` on shared storage the retry resumes the run
+  from its last epoch checkpoint, and runs that had finished stay finished (tests/test_ray_cluster.py).
 """
 from __future__ import annotations
 
@@ -99,7 +101,7 @@ def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: i
 @EXECUTORS.register("ray")
 def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int = 1, progress: bool | None = None,
                  desc: str = "items", address: str | None = None, num_cpus_per_run: float = 1,
-                 gpus_per_run: float = 0, shutdown: bool | None = None) -> List[Any]:
+                 gpus_per_run: float = 0, shutdown: bool | None = None, max_retries: int = 3) -> List[Any]:
     address = address or os.environ.get("RAY_ADDRESS")  # `RAY_ADDRESS=auto dvc repro` joins a cluster
     if address:
         check_ray_address(address)  # before Ray's own connect, which retries for a minute
@@ -119,7 +121,8 @@ def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int
             ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(max(1, num_cpus_per_run)))}})
             started_here = True
-    remote = ray.remote(num_cpus=num_cpus_per_run, num_gpus=gpus_per_run)(_call_with_threads)
+    remote = ray.remote(num_cpus=num_cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
+                        retry_exceptions=False)(_call_with_threads)  # retried when a node dies, not on a bug
     refs = [remote.remote(fn, item, int(max(1, num_cpus_per_run))) for item in items]
     bar = _bar(len(items), progress, f"{desc} (ray)")
     pending, index = list(refs), {ref: i for i, ref in enumerate(refs)}

@@ -4,7 +4,9 @@ A run killed half-way therefore leaves either the old file or the new one, never
 ``kill -9`` can still leave its temp file behind: temp names carry the writer's host and pid
 (``.<name>.<host>.<pid>.<random>.tmp``), so :func:`clean_stale_temps` (run when a run, a sweep or a
 notebook starts, and by every write of the same file) removes the ones whose writer is dead without
-touching those of a writer still at work.
+touching those of a writer still at work.  That name is the mark of a temp file pai wrote; a temp
+*folder* (a notebook's staging or work folder) is removed only when it also holds pai's
+:data:`OWNED_MARKER` (:mod:`pai.owned`), so nothing a user made is ever deleted by its name alone.
 
 Bytes are a function of the content: ``torch.save`` is given a file object, so the zip's record names
 are ``archive/...`` rather than the temp file's random name, and identical objects give identical files
@@ -27,9 +29,6 @@ from typing import Any, Callable, List
 
 from .faults import fault_point
 
-LEGACY_TEMP_AGE_S = 3600.0  # temp files of the old naming (no pid): removed once this old
-
-
 def _host() -> str:
     return socket.gethostname().replace(".", "-") or "host"
 
@@ -39,8 +38,13 @@ def temp_prefix(name: str) -> str:
     return f".{name}.{_host()}.{os.getpid()}."
 
 
+OWNED_MARKER = ".pai-owned"  # the file pai writes into every folder it made (pai.owned)
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^./]+)\.(?P<pid>\d+)\.[^./]+\.tmp$")
-_LEGACY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def is_temp_name(name: str) -> bool:
+    """``name`` is a temp name pai gives (:func:`temp_prefix`): ``.<name>.<host>.<pid>.<tag>.tmp``."""
+    return bool(_TEMP.match(name))
 
 
 def _alive(pid: int) -> bool:
@@ -54,7 +58,9 @@ def _alive(pid: int) -> bool:
 
 
 def is_stale_temp(path: Path, now: float | None = None) -> bool:
-    """A temp file (or folder) of ours whose writer is dead: same host and no such pid, or old."""
+    """A temp file (or folder) of ours whose writer is dead: same host and no such pid, or (written on another
+    machine of a cluster sharing the storage) a day old.  Temp files of an earlier naming without the
+    writer's pid are left alone: their names do not say that pai wrote them."""
     m = _TEMP.match(path.name)
     now = time.time() if now is None else now
     try:
@@ -65,12 +71,14 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
         if m["host"] == _host():
             return not _alive(int(m["pid"]))
         return age > 24 * 3600  # another machine's writer (shared storage): only when long dead
-    return bool(_LEGACY.match(path.name)) and age > LEGACY_TEMP_AGE_S
+    return False
 
 
 def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, name: str | None = None) -> List[Path]:
     """Remove the stale temp files and folders (:func:`is_stale_temp`) in ``folder`` (and below it
-    with ``recursive``); ``name`` limits it to the temps of that target.  Returns what was removed."""
+    with ``recursive``); ``name`` limits it to the temps of that target.  A folder goes only when it holds
+    pai's :data:`OWNED_MARKER`.  Returns what was removed."""
+
     folder = Path(folder)
     removed: List[Path] = []
     if not folder.is_dir():
@@ -85,9 +93,10 @@ def clean_stale_temps(folder: str | os.PathLike, recursive: bool = False, name: 
             if not e.name.endswith(".tmp") or (name is not None and not e.name.startswith(f".{name}.")):
                 continue
             p = Path(e.path)
-            if is_stale_temp(p):
+            is_dir = e.is_dir(follow_symlinks=False)
+            if is_stale_temp(p) and (not is_dir or (p / OWNED_MARKER).is_file()):
                 try:
-                    shutil.rmtree(p) if e.is_dir(follow_symlinks=False) else p.unlink()
+                    shutil.rmtree(p) if is_dir else p.unlink()
                     removed.append(p)
                 except FileNotFoundError:
                     pass

@@ -154,6 +154,14 @@ def lottery_ticket(config, *, rounds: Optional[int] = None, density_target: Opti
     return out
 
 
+def check_regime_options(*, rate: float = 0.2, scope: str = "global", rewind_iteration: int = 0) -> None:
+    """The options the ``lth`` regime (:mod:`pai.regimes`) passes on, checked before a run starts (the
+    density target comes from the spec; an unknown option is a ``TypeError`` made a ``ValueError``)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise ValueError(f"rate must be a number, got {rate!r}")
+    _check_options(rate, scope, rewind_iteration)
+
+
 def _check_options(rate: float, scope: str, rewind_iteration: int) -> None:
     if not 0.0 < rate < 1.0:
         raise ValueError(f"rate (fraction of the remaining weights pruned per round) must be in (0, 1), got {rate}")

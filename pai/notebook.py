@@ -18,6 +18,12 @@ notebook's ``fig_dir``) are written into a staging folder next to it (``.<fig_di
 succeeds; a failed or killed run leaves the previous figures as they were, and the next start removes
 its staging folder (and puts the previous figures back if a kill fell between the two renames of the
 swap).
+
+Only what pai made is replaced (:mod:`pai.owned`).  The figure folder it swaps in carries a ``.pai-owned``
+marker listing the files the notebook wrote; before the kernel starts, a ``fig_dir`` that exists without
+that marker, that holds files it does not list, or that is the checkout root, ``$HOME``, the working
+directory or a parent of the repository is refused in one line (exit 2), and so is an ``out_dir`` that is
+such a location or whose ``runs`` folder is not pai's.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ import yaml
 
 from .errors import Parser, UserError, check_output, cli
 from .io import clean_stale_temps, is_stale_temp, load_yaml, temp_prefix
+from .owned import check_replaceable, check_root, is_owned, mark, protected
 from .params import check_params
 from .plugins import load as load_plugins
 from .threads import passive_wait
@@ -90,7 +97,16 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     params = check_params(dict(parameters or {}), schema, complete=complete, where=f"parameters of {src.name}")
     base = Path(cwd or Path.cwd())
     fig_dir = params.get("fig_dir", schema.get("fig_dir"))
-    final = None if fig_dir is None else base / fig_dir
+    final = None if fig_dir is None else Path(os.path.abspath(base / fig_dir))
+    if final is not None:
+        check_replaceable(final, what="fig_dir", fix="give a fig_dir of its own (-p fig_dir=...)")
+    out_dir = params.get("out_dir", schema.get("out_dir"))
+    if isinstance(out_dir, str):
+        reason = protected(base / out_dir)
+        if reason:
+            raise UserError(f"out_dir {out_dir!r} is {reason}; give the stage a folder of its own (-p out_dir=...)")
+        check_root(base / out_dir / "runs", what="runs folder",
+                   fix="give the stage an out_dir of its own (-p out_dir=...)")
     staging = None if final is None else final.with_name(temp_prefix(final.name) + "staging.tmp")
     if final is not None:
         recover_figures(final)
@@ -107,8 +123,10 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     passive_wait()  # the kernel inherits this environment
     try:
         work.mkdir()
+        mark(work)  # a kill leaves it behind: the marker lets the next start remove it
         if staging is not None:
             staging.mkdir(parents=True)
+            mark(staging)
         nb_in, nb_out = work / "in.ipynb", work / out.name
         nbformat.write(nb, nb_in)
         try:
@@ -148,7 +166,11 @@ def inline_figures() -> Iterator[None]:
 
 
 def swap_in(staging: Path, final: Path) -> None:
-    """Replace folder ``final`` by ``staging`` with two renames (the old folder is removed last)."""
+    """Replace folder ``final`` by ``staging`` with two renames (the old folder is removed last).  The
+    staging folder's marker is rewritten to list every file the notebook wrote; ``final`` is checked again
+    (:func:`pai.owned.check_replaceable`: a file put there during the run is not deleted)."""
+    mark(staging)
+    check_replaceable(final, what="fig_dir", fix="the new figures were not swapped in; run the stage again")
     old = final.with_name(temp_prefix(final.name) + "old.tmp")
     if final.exists():
         os.rename(final, old)
@@ -164,7 +186,7 @@ def recover_figures(final: Path) -> None:
             if is_stale_temp(p):
                 if not final.exists():
                     os.rename(p, final)
-                else:
+                elif is_owned(p):
                     shutil.rmtree(p, ignore_errors=True)
         clean_stale_temps(final.parent, name=final.name)
 

@@ -173,7 +173,10 @@ def check_params(params: Mapping[str, Any], schema: Mapping[str, Any], *, comple
     - a ``TrainConfig`` field may be a ``{model: value}`` mapping (:func:`train_options`);
     - ``plugins`` (any stage): a list of module names (:func:`pai.plugins.check_names`);
     - with ``complete`` (a stage's whole parameter file), every key whose default is not ``None`` must be
-      given, but the output locations :data:`LOCATION_KEYS` and :data:`OPTIONAL_KEYS`.
+      given, but the output locations :data:`LOCATION_KEYS` and :data:`OPTIONAL_KEYS`;
+    - then every value is checked for its range and meaning (:func:`check_value`, :data:`RULES`): a
+      density in (0, 1], a known model, method or executor, ``workers >= 1``, a DST update interval
+      ``>= 1``, ``dense_first`` true, false or null, ... -- so nothing fails after the kernel started.
     """
     import difflib
 
@@ -193,6 +196,7 @@ def check_params(params: Mapping[str, Any], schema: Mapping[str, Any], *, comple
         from .plugins import check_names
 
         out["plugins"] = check_names(out["plugins"], f"{where}: plugins")
+    out = {k: check_value(k, v, where) for k, v in out.items()}
     if complete:
         missing = [k for k, d in schema.items()
                    if d is not None and k not in params and k not in LOCATION_KEYS + OPTIONAL_KEYS]
@@ -235,3 +239,225 @@ def _checked(key: str, value: Any, default: Any, per_model: bool, where: str) ->
     if not ok:
         raise UserError(f"{where}: {key} must be {expected} (like its default {default!r}), got {value!r}")
     return value
+
+
+# ----------------------------------------------------------------------------- value rules
+# One rule per notebook parameter (tests/test_params.py checks that every parameter of every notebook has
+# one): the type and the range of its values, so a bad value is refused before a kernel or a run starts.
+# A rule returns the value, normalised (a number given as a string, "1e-3", becomes a float: YAML 1.1 reads
+# it as a string), or raises ``ValueError`` with what the value must be.
+
+
+def _num(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False, high_open: bool = False):
+    def rule(v):
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+                not (v > low if low_open else v >= low) or not (v < high if high_open else v <= high):
+            span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ValueError(f"must be a number in {span}, got {v!r}")
+        return float(v)
+    return rule
+
+
+def _int(low: int = 0):
+    def rule(v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"must be an integer >= {low}, got {v!r}")
+        return v
+    return rule
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false, got {v!r}")
+    return v
+
+
+def _name(kind: str, check: Callable[[str], Any]):
+    def rule(v):
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"must be a {kind} name, got {v!r}")
+        try:
+            check(v)
+        except (KeyError, ValueError) as e:
+            raise ValueError(str(e.args[0]) if e.args else f"unknown {kind} {v!r}") from None
+        return v
+    return rule
+
+
+def _text(v):
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"must be a non-empty string, got {v!r}")
+    return v
+
+
+def _optional(rule):
+    return lambda v: None if v is None else rule(v)
+
+
+def _list(rule, *, distinct: bool = False, empty: bool = True):
+    def check(v):
+        if not isinstance(v, (list, tuple)) or not (v or empty):
+            raise ValueError(f"must be a {'' if empty else 'non-empty '}list, got {v!r}")
+        out = []
+        for i, item in enumerate(v):
+            try:
+                out.append(rule(item))
+            except ValueError as e:
+                raise ValueError(f"item {i}: {e}") from None
+        if distinct and len(set(map(repr, out))) != len(out):
+            raise ValueError(f"lists a value twice ({v!r}): each would be the same runs again")
+        return out
+    return check
+
+
+def _per_model(rule):
+    """A value, or ``{model: value}`` (each model a known one)."""
+    def check(v):
+        if isinstance(v, dict):
+            out = {}
+            for m, item in v.items():
+                _model(m)
+                try:
+                    out[m] = rule(item)
+                except ValueError as e:
+                    raise ValueError(f"[{m}]: {e}") from None
+            return out
+        return rule(v)
+    return check
+
+
+def _one_or_list(rule):
+    """One value, or a list of them."""
+    many = _list(rule, distinct=True)
+    return lambda v: many(v) if isinstance(v, (list, tuple)) else rule(v)
+
+
+def _check_model(name: str) -> None:
+    from .models import MODELS, parse_name
+
+    MODELS.get(parse_name(name)[0])
+
+
+def _check_method(name: str) -> None:
+    from . import pruners
+
+    method, _ = resolve(name)
+    if method != "dense":
+        pruners.get(method)
+
+
+def _check_dataset(name: str) -> None:
+    from .data import shape
+
+    shape(name)
+
+
+def _check_executor(name: str) -> None:
+    from .executors import get_executor
+
+    get_executor(name)
+
+
+def _check_allocation(name: str) -> None:
+    from .pruners.allocation import SCHEMES
+
+    if name not in SCHEMES:
+        raise ValueError(f"unknown allocation {name!r}; valid: {', '.join(SCHEMES)}")
+
+
+def _check_work(name: str) -> None:
+    from .published import WORKS
+
+    if name not in WORKS:
+        raise ValueError(f"unknown published work {name!r}; valid: {', '.join(WORKS)}")
+
+
+def _method_options(v):
+    from . import pruners
+
+    if not isinstance(v, dict):
+        raise ValueError(f"must be a mapping {{method: {{option: value}}}}, got {v!r}")
+    for method, options in v.items():
+        _method(method)
+        if not isinstance(options, dict):
+            raise ValueError(f"[{method}] must be a mapping of options, got {options!r}")
+        pruners.check_options(resolve(method)[0], options)
+    return v
+
+
+def _train_field(key: str):
+    """A ``TrainConfig`` field: its own checks (:class:`pai.config.TrainConfig`), per model or for all."""
+    def one(v):
+        if v is None:
+            return None
+        try:
+            return getattr(TrainConfig(**{key: v}), key)
+        except (ValueError, TypeError) as e:
+            raise ValueError(str(e).removeprefix(f"{key} ")) from None
+    return _per_model(one)
+
+
+_model = _name("model", _check_model)
+_method = _name("method", _check_method)
+_density = _num(0.0, 1.0, low_open=True)
+_densities = _list(_density, distinct=True)
+
+RULES: Dict[str, Callable[[Any], Any]] = {
+    **{k: _train_field(k) for k in TRAIN_KEYS},
+    "milestones": _per_model(_optional(_list(_num(0.0, 1.0)))),
+    "dataset": _name("dataset", _check_dataset),
+    "model": _model,
+    "models": _list(_model, distinct=True, empty=False),
+    "geometry_models": _list(_model, distinct=True),
+    "stem_check": _optional(_list(_model, distinct=True)),
+    "methods": _list(_method, distinct=True),
+    "population_methods": _list(_method, distinct=True),
+    "variant_methods": _list(_method, distinct=True),
+    "pags_generators": _list(_method, distinct=True),
+    "itop_generator": _method,
+    "method_options": _method_options,
+    "densities": _optional(_per_model(_densities)),
+    "population_densities": _densities,
+    "variant_densities": _densities,
+    "geometry_densities": _densities,
+    "itop_densities": _densities,
+    "pags_density": _density,
+    "focus_density": _density,
+    "spectral_density": _optional(_per_model(_density)),
+    "degrees": _optional(_list(_int(1), distinct=True)),
+    "spectral_degree": _optional(_int(1)),
+    "seeds": _list(_int(0), distinct=True, empty=False),
+    "allocation": _name("allocation", _check_allocation),
+    "dense_first": _optional(_bool),
+    "published_work": _optional(_one_or_list(_name("published work", _check_work))),
+    "executor": _name("executor", _check_executor),
+    "workers": _int(1),
+    "out_dir": _text,
+    "fig_dir": _text,
+    "pags_candidates": _int(1),
+    "pegs_iterations": _list(_int(0), distinct=True),
+    "itop_update_interval": _int(1),  # pai.dst.DynamicSparsity: steps between mask updates
+    "itop_drop_fraction": _num(0.0, 1.0),
+    "lth_rate": _num(0.0, 1.0, low_open=True, high_open=True),  # pai.lth: fraction pruned per round
+    "lth_rewind_iteration": _int(0),
+    "curve_epochs": _int(1),
+}
+
+
+def check_value(key: str, value: Any, where: str = "params") -> Any:
+    """``value`` of parameter ``key`` checked by its rule in :data:`RULES` (normalised); a ``UserError``
+    naming ``where``, the key and what it must be otherwise.  A key without a rule is returned as it is."""
+    from .errors import UserError
+
+    rule = RULES.get(key)
+    if rule is None:
+        return value
+    try:
+        return rule(value)
+    except ValueError as e:
+        raise UserError(f"{where}: {key} {e}") from None

@@ -37,6 +37,24 @@ def get_regime(name: str) -> Callable:
     return REGIMES.get(name)
 
 
+def check_regime_options(name: str, options: Dict[str, Any]) -> None:
+    """``ValueError`` for an unknown regime, an option it does not take or a value out of its range,
+    before any run starts (the trainer would otherwise refuse it only after pruning)."""
+    regime = get_regime(name)
+    if name == "static":
+        if options:
+            raise ValueError(f"the static regime takes no options, got {dict(options)}")
+        return
+    if name == "dst":
+        from .dst import check_options
+    elif name == "lth":
+        from .lth import check_regime_options as check_options
+    else:
+        check_options = getattr(regime, "check_options", None)
+    if check_options is not None:
+        check_options(**dict(options))
+
+
 @dataclass
 class Start:
     """What a regime trains from: the spec, its directory, the data, the model at initialisation

@@ -7,11 +7,11 @@ the notebooks' readers all reach its files through this class, so a file name is
       spec.json        the spec, written first                 (pai.runs)
       mask.pt          the pruned mask and its meta            (pai.runs; lth: the ticket's mask)
       init_state.pt    weights the mask was chosen on (PEGS: theta_T), trained from
-      checkpoint.pt    the trainer's state after every epoch   (pai.checkpoint)
+      checkpoint.pt    the trainer's state after every epoch   (pai.checkpoint; removed once the run is finished)
       final.pt         the trained state_dict
       result.json      the trainer's result: "training finished"
       diverged.json    the trainer's note that the loss became non-finite (epoch, reason); never "finished"
-      dst_state.pt     DST state at the last two epoch ends    (pai.dst.train_dst)
+      dst_state.pt     DST state at the last two epoch ends    (pai.dst.train_dst; removed once finished)
       dst.json         DST record (trajectory, ITOP rate, moving distance)
       metrics.json     graph/path metrics of the mask at initialisation
       run.json         the run's record, written last: "this run is finished"
@@ -19,12 +19,17 @@ the notebooks' readers all reach its files through this class, so a file name is
         rewind.pt  lth.json  round_00/ round_01/ ...  (each a trainer directory with its mask.pt)
 
 Only names live here (no I/O beyond ``exists``): writing stays atomic through :mod:`pai.io`.
+:data:`RESUME_ONLY` names the files only an interrupted run needs (the optimizer state, the DST state):
+:func:`pai.runs.run_one` removes them, in the run's folder and its lottery-ticket rounds, once the run is
+finished, so a stored run keeps what a reader needs (mask, weights, records) and not what resuming needs.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+RESUME_ONLY = ("checkpoint.pt", "dst_state.pt")  # needed only to resume an interrupted run
 
 
 @dataclass(frozen=True)

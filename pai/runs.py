@@ -9,7 +9,8 @@ pipeline, in the order it reads:
 3. prune (:func:`pai.prune`), or reload ``mask.pt`` when an interrupted run had pruned already;
 4. train through the regime (:mod:`pai.regimes`: static, dst, lth), resumable from its checkpoints;
 5. measure the mask the run ends with at initialisation (:func:`pai.metrics.run_metrics`);
-6. record ``run.json``, last: its presence marks the run finished.
+6. record ``run.json``, last: its presence marks the run finished; then drop the files only a resume
+   needs (:data:`pai.rundir.RESUME_ONLY`: the optimizer and DST state, 5.3 of a VGG run's 8 MB).
 
 So an interrupted sweep, or a DVC stage started again, redoes only what had not finished.  Sweeps map
 ``run_one`` over specs through an executor picked by one setting (:mod:`pai.executors`: ``local``, or
@@ -38,9 +39,10 @@ from .faults import fault_point
 from .io import clean_stale_temps, load_json, load_torch, save_json, save_torch
 from .metrics import run_metrics
 from .models import initial_model
+from .owned import claim_root
 from .plugins import load as load_plugins, loaded as loaded_plugins
-from .regimes import Start, get_regime
-from .rundir import RunDir
+from .regimes import Start, check_regime_options, get_regime
+from .rundir import RESUME_ONLY, RunDir
 from .spec import PruneSpec, RunSpec, SPEC_VERSION, as_dict, canonical, make_spec, run_id  # noqa: F401  (public)
 from .tables import flatten_result, write_tables  # noqa: F401  (public API of pai.runs)
 
@@ -103,8 +105,17 @@ def run_one(spec: RunSpec | Mapping[str, Any], root: str | os.PathLike,
         out = {"run_id": rd.path.name, "spec": record_spec, "status": "finished", "prune_seconds": prune_seconds,
                "density": _density(trained.mask), "metrics": metrics, "train": trained.result, **trained.record}
         save_json(out, rd.record)  # written last: its presence marks the run finished
+        drop_resume_state(rd)
         fault_point("run_done")
         return _load_record(rd)  # what a cache hit returns, so a fresh run and a reused one agree
+
+
+def drop_resume_state(rd: RunDir) -> None:
+    """Remove what only resuming needs (:data:`pai.rundir.RESUME_ONLY`) from a finished run's folder and its
+    sub-folders (lottery-ticket rounds); a kill half-way leaves some of it, which nothing reads."""
+    for name in RESUME_ONLY:
+        for path in rd.path.rglob(name):
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -177,10 +188,15 @@ def sweep(specs: Iterable[RunSpec | Mapping[str, Any]], root: str | os.PathLike,
     """Run every spec (skipping finished ones) and return their records in the order given; diverged
     runs come back with ``status: "diverged"`` and are listed on stderr."""
     specs = list(specs)
+    for i, s in enumerate(specs):  # every value checked before the first run starts
+        check_spec(s, f"spec {i} of the sweep")
     ids = [run_id(s) for s in specs]
     if len(set(ids)) != len(ids):
         raise ValueError("sweep got the same spec twice")
-    Path(root).mkdir(parents=True, exist_ok=True)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise UserError(f"workers must be an int >= 1, got {workers!r}")
+    get_executor(executor)
+    claim_root(root, what="runs folder", fix="give the sweep a folder of its own")
     extra = {"plugins": tuple(loaded_plugins())} if loaded_plugins() else {}  # workers import what this one did
     run = functools.partial(run_one, root=str(root), progress=False, **extra)
     results = get_executor(executor)(run, specs, workers=workers, progress=progress, desc="runs", **executor_options)
@@ -207,23 +223,45 @@ def check_spec(spec: RunSpec | Mapping[str, Any], where: str = "spec", trusted_p
             raise ValueError(f"a spec is a mapping with 'train' and 'prune', got {type(spec).__name__}")
         if isinstance(spec, Mapping) and not {"train", "prune"} <= set(spec):
             raise ValueError(f"a spec needs 'train' and 'prune' entries, got keys {sorted(spec)}")
+        if isinstance(spec, Mapping):
+            _no_numbers_as_strings(spec)
         s = RunSpec.coerce(spec)
         untrusted = [m for m in s.plugins if trusted_plugins is not None and m not in trusted_plugins]
         if untrusted:
             raise UserError(f"names plugin {untrusted[0]!r}, which runs its code on import; pass "
                             f"--plugin {untrusted[0]} if you trust it")
         load_plugins(s.plugins, where="plugins")
+        check_regime_options(s.regime, s.regime_options)
         MODELS.get(parse_name(s.train.model)[0])
         shape(s.train.dataset)
         if s.prune.method != "dense":
             pruners.get(s.prune.method)
             validate_density(s.prune.density)
         pruners.check_options(s.prune.method, s.prune.options)
-    except TypeError as e:  # PruneSpec(**{...}) with an unknown key
-        raise UserError(f"{where}: {message_of(e).replace('PruneSpec.__init__()', 'prune')}") from None
+    except TypeError as e:  # PruneSpec(**{...}) or a regime's check with an unknown key
+        text = message_of(e).replace("PruneSpec.__init__()", "prune").replace("check_regime_options()", "regime")
+        raise UserError(f"{where}: {text}") from None
     except (ValueError, KeyError) as e:
         raise UserError(f"{where}: {message_of(e)}") from None
     return s
+
+
+def _no_numbers_as_strings(spec: Mapping[str, Any]) -> None:
+    """A spec mapping hashes as written, so ``"0.1"`` and ``0.1`` would be two runs of one spec: a number
+    written as a string is refused (``ValueError``)."""
+    import dataclasses
+
+    from .config import TrainConfig
+
+    numeric = [f.name for f in dataclasses.fields(TrainConfig) if f.type in ("int", "float", "Optional[int]")]
+    found = [f"train.{k}" for k in numeric if isinstance((spec.get("train") or {}).get(k), str)]
+    prune = spec.get("prune") or {}
+    found += [f"prune.{k}" for k in ("density", "seed") if isinstance(prune.get(k), str)]
+    if found:
+        where = found[0]
+        section, key = where.split(".")
+        raise ValueError(f"{where} is written as a string ({spec[section][key]!r}); write the number itself "
+                         f"(a string would give the same run another id)")
 
 
 @cli("python -m pai sweep")
@@ -255,6 +293,7 @@ def main(argv=None) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     check_output(args.root, kind="dir", what="--root")
+    claim_root(args.root, what="--root", fix="give the sweep a folder of its own")
     reused = [is_done(s, args.root) for s in specs]
     opts = {"address": args.address} if args.executor == "ray" else {}
     results = sweep(specs, args.root, executor=args.executor, workers=args.workers, **opts)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top: a module may import its own layer or lower ones, never a higher one.  A name covers
 # its submodules unless a longer name is listed (``pai.pruners.cli`` is command line, not pruning).
 LAYERS = [
-    ("foundation", ["pai.errors", "pai.faults", "pai.io", "pai.registry", "pai.seed", "pai.threads", "pai.rundir", "pai.config",
+    ("foundation", ["pai.errors", "pai.faults", "pai.io", "pai.owned", "pai.registry", "pai.seed", "pai.threads", "pai.rundir", "pai.config",
                     "pai.executors", "pai.progress"]),
     ("data and structure", ["pai.augment", "pai.data", "pai.tiny_imagenet", "pai.models", "pai.masks", "pai.graph"]),
     ("measurement", ["pai.metrics"]),

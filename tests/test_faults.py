@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from pai.config import TrainConfig
 from pai.errors import TrainingDiverged, UserError
 from pai.io import clean_stale_temps, save_json, save_torch, temp_prefix
 from pai.masks import load_mask, save_mask
+from pai.owned import MARKER, mark
 from pai.metrics import cli as metrics_cli
 from pai.pruners import cli as prune_cli
 from pai.rundir import RunDir
@@ -399,6 +401,7 @@ def test_litter_of_killed_writers_is_cleaned_and_live_writers_kept(tmp_path):
     stale_file.write_bytes(b"")
     stale_dir = tmp_path / f".notebook.ipynb.{host}.{dead}.run.tmp"
     (stale_dir / "sub").mkdir(parents=True)
+    mark(stale_dir)  # pai marks the temp folders it makes
     live = tmp_path / (temp_prefix("mask.pt") + "efgh5678.tmp")  # this process: still writing
     live.write_bytes(b"")
     removed = clean_stale_temps(tmp_path)
@@ -543,11 +546,14 @@ def test_committed_params_pass_the_check():
 TOY = '''# %% tags=["parameters"]
 fig_dir = "figs"
 fail = False
+extra = False
 
 # %%
 import os
 from pathlib import Path
 Path(fig_dir, "a.txt").write_text("new " + os.environ.get("OMP_WAIT_POLICY", "unset"))
+if extra:
+    Path(fig_dir, "b.txt").write_text("a figure of this run only")
 if fail:
     raise RuntimeError("stage failed half-way")
 '''
@@ -558,16 +564,17 @@ def test_a_failed_stage_leaves_its_previous_figures_untouched(tmp_path, capsys, 
     src = tmp_path / "toy.py"
     src.write_text(TOY)
     figs = tmp_path / "figs"
-    nb.run_notebook(src, tmp_path / "out.ipynb", {}, cwd=tmp_path, log_output=False)
+    nb.run_notebook(src, tmp_path / "out.ipynb", {"extra": True}, cwd=tmp_path, log_output=False)
     assert (figs / "a.txt").read_text() == "new PASSIVE"  # the kernel waits passively
     (figs / "a.txt").write_text("old")
     (figs / "b.txt").write_text("old too")
     assert nb.main([str(src), str(tmp_path / "out.ipynb"), "-p", "fail=true", "-p", f"fig_dir={figs}"]) == 1
     assert "failed in cell" in capsys.readouterr().err
-    assert sorted(p.name for p in figs.iterdir()) == ["a.txt", "b.txt"] and (figs / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in figs.iterdir()) == [".pai-owned", "a.txt", "b.txt"]
+    assert (figs / "a.txt").read_text() == "old"
     assert no_temp_files(tmp_path)
     nb.run_notebook(src, tmp_path / "out.ipynb", {"fig_dir": str(figs)}, cwd=tmp_path, log_output=False)
-    assert sorted(p.name for p in figs.iterdir()) == ["a.txt"]  # swapped in whole: no stale figure survives
+    assert sorted(p.name for p in figs.iterdir()) == [".pai-owned", "a.txt"]  # swapped in whole: no stale figure
 
 
 def test_a_kill_inside_the_figure_swap_is_undone(tmp_path):
@@ -576,10 +583,129 @@ def test_a_kill_inside_the_figure_swap_is_undone(tmp_path):
     moved = tmp_path / f".figs.{host}.{dead}.old.tmp"  # killed between the two renames of the swap
     moved.mkdir()
     (moved / "a.png").write_text("previous")
-    (tmp_path / f".figs.{host}.{dead}.staging.tmp").mkdir()
+    mark(moved)
+    mark(tmp_path / f".figs.{host}.{dead}.staging.tmp")  # pai marks the folders it makes
     nb.recover_figures(figs)
     assert (figs / "a.png").read_text() == "previous" and no_temp_files(tmp_path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".figs")]
+
+
+# ----------------------------------------------------------------------------- pai replaces only what it made
+
+
+def _fake_checkout(tmp_path: Path, monkeypatch) -> Path:
+    """A checkout (``.git``) in tmp, with the working directory in ``work/`` and $HOME at ``home/``; every
+    folder of it carries pai's marker, so only the location itself can be the reason for a refusal."""
+    repo = tmp_path / "outer" / "repo"
+    for sub in (".git", "work", "home"):
+        (repo / sub).mkdir(parents=True)
+    for folder in (tmp_path / "outer", repo, repo / "work", repo / "home"):
+        mark(folder, files=[])
+    monkeypatch.chdir(repo / "work")
+    monkeypatch.setenv("HOME", str(repo / "home"))
+    return repo
+
+
+@pytest.mark.parametrize("where,needle", [
+    ("repo", "the checkout root"), ("repo/work", "the working directory"), ("repo/home", "$HOME"),
+    ("outer", "a parent of the repository"),
+])
+def test_fig_dir_never_replaces_a_protected_location(where, needle, tmp_path, capsys, monkeypatch):
+    repo = _fake_checkout(tmp_path, monkeypatch)
+    target = tmp_path / "outer" if where == "outer" else tmp_path / "outer" / where
+    src = tmp_path / "toy.py"
+    src.write_text(TOY)
+    assert nb.main([str(src), str(tmp_path / "out.ipynb"), "-p", f"fig_dir={target}"]) == 2
+    error_line(capsys, "fig_dir", needle)
+    assert (target / MARKER).is_file() and (repo / ".git").is_dir() and not (tmp_path / "out.ipynb").exists()
+
+
+def test_fig_dir_must_be_a_folder_pai_made_holding_only_its_files(tmp_path, capsys):
+    src = tmp_path / "toy.py"
+    src.write_text(TOY)
+    out = str(tmp_path / "out.ipynb")
+    mine = tmp_path / "my_folder"  # a user's folder
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert nb.main([str(src), out, "-p", f"fig_dir={mine}"]) == 2
+    error_line(capsys, str(mine), "not made by pai", MARKER)
+    figures = tmp_path / "figures"  # every stage's figures and CLAIMS.md: not one stage's folder
+    (figures / "stage").mkdir(parents=True)
+    (figures / "CLAIMS.md").write_text("verdicts")
+    mark(figures / "stage", files=[])
+    assert nb.main([str(src), out, "-p", f"fig_dir={figures}"]) == 2
+    error_line(capsys, "not made by pai")
+    nb.run_notebook(src, out, {"fig_dir": str(figures / "stage")}, cwd=tmp_path, log_output=False)
+    (figures / "stage" / "notes.txt").write_text("a user's note in pai's folder")
+    assert nb.main([str(src), out, "-p", f"fig_dir={figures / 'stage'}"]) == 2
+    error_line(capsys, "holds files pai did not write", "notes.txt")
+    assert (mine / "thesis.tex").is_file() and (figures / "CLAIMS.md").is_file()
+    assert (figures / "stage" / "notes.txt").is_file() and (figures / "stage" / "a.txt").is_file()
+    (figures / "stage" / "notes.txt").unlink()
+    restored = tmp_path / "restored"  # what DVC restores from its cache: the marker is inside the output
+    shutil.copytree(figures / "stage", restored)
+    assert nb.main([str(src), out, "-p", f"fig_dir={restored}", "-p", "extra=true"]) == 0
+    assert sorted(p.name for p in restored.iterdir()) == [MARKER, "a.txt", "b.txt"]
+    assert sorted((restored / MARKER).read_text().split("\n")[3:]) == ["", "a.txt", "b.txt"]
+
+
+def test_a_figure_folder_dvc_restores_from_its_cache_is_still_pais(tmp_path):
+    from pai.owned import check_replaceable
+
+    dvc = Path(sys.executable).with_name("dvc")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(dvc), "init", "-q"], cwd=tmp_path, check=True, env=env)
+    figs = tmp_path / "figures" / "stage"
+    figs.mkdir(parents=True)
+    (figs / "a.png").write_bytes(b"png")
+    mark(figs)
+    subprocess.run([str(dvc), "add", "-q", "figures/stage"], cwd=tmp_path, check=True, env=env)
+    shutil.rmtree(figs)
+    subprocess.run([str(dvc), "checkout", "-q"], cwd=tmp_path, check=True, env=env)
+    assert (figs / MARKER).is_file() and check_replaceable(figs) == figs
+
+
+def test_stale_temp_folders_are_removed_only_with_the_marker(tmp_path):
+    host, dead = temp_prefix("x").split(".")[2], _dead_pid()
+    theirs = tmp_path / f".data.{host}.{dead}.backup.tmp"  # a temp-looking folder pai did not make
+    theirs.mkdir()
+    (theirs / "keep.csv").write_text("1,2")
+    ours = tmp_path / f".data.{host}.{dead}.run.tmp"
+    mark(ours)
+    assert clean_stale_temps(tmp_path) == [ours]
+    assert (theirs / "keep.csv").is_file()
+
+
+@pytest.mark.parametrize("where,needle", [
+    ("foreign", "holds files that are not run directories"), (".", "the working directory"),
+    ("checkout", "the checkout root"), ("home", "$HOME"),
+])
+def test_sweep_root_must_be_pais(where, needle, tmp_path, capsys, monkeypatch):
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "CLAIMS.md").write_text("verdicts")
+    (tmp_path / "checkout" / ".git").mkdir(parents=True)
+    (tmp_path / "checkout" / "sub").mkdir()
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    specs = tmp_path / "specs.json"
+    spec = R.make_spec(**TINY_CFG, method="random", density=0.2, metrics=False)
+    specs.write_text(json.dumps([spec.to_dict()]))
+    root = {"checkout": tmp_path / "checkout", ".": Path(".")}.get(where, tmp_path / where)
+    if where == "checkout":
+        monkeypatch.chdir(tmp_path / "checkout" / "sub")
+    assert R.main([str(specs), "--root", str(root)]) == 2
+    error_line(capsys, "--root", needle)
+    assert not list(tmp_path.rglob("run.json"))
+
+
+def test_a_runs_folder_of_an_earlier_pai_is_adopted(tmp_path):
+    spec = R.make_spec(**TINY_CFG, method="random", density=0.2, metrics=False)
+    R.run_one(spec, tmp_path / "runs")  # run_one alone writes no marker (as pai did before markers)
+    assert not (tmp_path / "runs" / MARKER).exists()
+    R.sweep([spec], tmp_path / "runs", progress=False)
+    assert (tmp_path / "runs" / MARKER).is_file()
 
 
 # ----------------------------------------------------------------------------- thread policy and make

@@ -58,3 +58,62 @@ def test_find_picks_one_spec():
     assert find(specs, model="lenet5", method="snip", seed=0, density=0.05 + 1e-12).prune.density == 0.05
     with pytest.raises(LookupError, match="2 specs"):
         find(specs, model="lenet5", method="rreg", degree=3)
+
+
+# ----------------------------------------------------------------------------- every value checked up front
+
+from pathlib import Path  # noqa: E402
+
+from pai import notebook as nb  # noqa: E402
+from pai.errors import UserError  # noqa: E402
+from pai.params import RULES, check_params  # noqa: E402
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def _schema(name):
+    return nb.parameter_schema(next(NOTEBOOKS.glob(f"{name}*.py")))
+
+
+def test_every_notebook_parameter_has_a_rule():
+    for path in sorted(NOTEBOOKS.glob("[0-9]*.py")):
+        schema = nb.parameter_schema(path)
+        assert set(schema) <= set(RULES), (path.name, sorted(set(schema) - set(RULES)))
+        check_params(schema, schema)  # the notebook's own defaults pass
+
+
+@pytest.mark.parametrize("notebook,params,needle", [
+    ("03", {"densities": [-0.1]}, "densities item 0: must be a number in (0, 1]"),
+    ("01", {"densities": {"vgg11-w0.25": [0.05, 1.5]}}, "densities [vgg11-w0.25]: item 1"),
+    ("01", {"dense_first": "no"}, "dense_first must be true or false"),
+    ("01", {"workers": 0}, "workers must be an integer >= 1"),
+    ("01", {"methods": ["rreg", "rregg"]}, "unknown pruner 'rregg'"),
+    ("01", {"stem_check": ["vgg"]}, "unknown model 'vgg'"),
+    ("01", {"seeds": [0, 0]}, "seeds lists a value twice"),
+    ("01", {"allocation": "erk2"}, "unknown allocation 'erk2'"),
+    ("01", {"published_work": "rregg"}, "unknown published work"),
+    ("01", {"epochs": {"lenet-300-100": 0}}, "epochs [lenet-300-100]: must be a positive int"),
+    ("02", {"itop_update_interval": 0}, "itop_update_interval must be an integer >= 1"),
+    ("02", {"itop_drop_fraction": 1.5}, "itop_drop_fraction must be a number in [0, 1]"),
+    ("02", {"lth_rate": 1.0}, "lth_rate must be a number in (0, 1)"),
+    ("02", {"pags_candidates": 0}, "pags_candidates must be an integer >= 1"),
+    ("02", {"itop_generator": "snipp"}, "unknown pruner 'snipp'"),
+    ("02", {"executor": "slurm"}, "unknown executor 'slurm'"),
+    ("04", {"method_options": {"npb": {"alphaa": 0.1}}}, "has no option 'alphaa'"),
+    ("04", {"geometry_densities": [0.3, 0.0]}, "geometry_densities item 1"),
+])
+def test_a_bad_parameter_value_is_refused_before_the_kernel(notebook, params, needle):
+    with pytest.raises(UserError) as e:
+        check_params(params, _schema(notebook), where="params/x.yaml")
+    assert needle in str(e.value) and "params/x.yaml" in str(e.value)
+
+
+def test_a_density_written_as_a_string_is_one_run_with_one_id():
+    schema = _schema("01")
+    as_text = check_params({"densities": {"lenet-300-100": ["0.1"]}, "spectral_density": {"lenet-300-100": "0.1"}},
+                           schema)
+    assert as_text == {"densities": {"lenet-300-100": [0.1]}, "spectral_density": {"lenet-300-100": 0.1}}
+    text = grid(dataset="digits", models=["lenet-300-100"], seeds=[0], methods=["random"],
+                densities=as_text["densities"]["lenet-300-100"])
+    number = grid(dataset="digits", models=["lenet-300-100"], seeds=[0], methods=["random"], densities=[0.1])
+    assert [run_id(s) for s in text] == [run_id(s) for s in number]

@@ -1,5 +1,6 @@
 """Runs are pure functions of their config: stable ids, cache hits, resumable sweeps, executors agree."""
 import json
+import re
 
 import pytest
 import torch
@@ -206,7 +207,8 @@ def test_dst_regime_runs_resumes_and_records_its_columns(tmp_path):
     first = runs.run_one(s, tmp_path)
     assert first["train"]["meta"]["dst"]["updates"] > 0
     rd = runs.run_dir(s, tmp_path)
-    assert rd.dst_record.exists() and rd.dst_state.exists()
+    assert rd.dst_record.exists()
+    assert not rd.dst_state.exists() and not rd.checkpoint.exists()  # resume-only state dropped once finished
     rd.record.unlink()  # killed after training: the trainer's result and dst.json are reused
     again = runs.run_one(s, tmp_path)
     assert again["train"]["final_test_acc"] == first["train"]["final_test_acc"]
@@ -244,3 +246,51 @@ def test_fields_added_later_keep_old_run_ids_at_their_default():
     new = runs.make_spec(model="vgg11-w0.25", dataset="fashion-mnist", method="random-erk", density=0.01,
                          prune_seed=2, seed=2, epochs=6, train_subset=10000, image_size=14, eval_every=6).to_dict()
     assert new["train"]["image_size"] == 14 and runs.run_id(new) != runs.run_id(old)
+
+
+def test_a_finished_run_keeps_what_a_reader_needs_and_not_the_resume_state(tmp_path):
+    s = spec(epochs=2)
+    runs.run_one(s, tmp_path)
+    rd = runs.run_dir(s, tmp_path)
+    kept = sorted(p.name for p in rd.path.iterdir())
+    assert kept == ["final.pt", "mask.pt", "metrics.json", "result.json", "run.json", "spec.json"]
+    lth = spec(method="dense", density=0.4, regime="lth", regime_options={"rate": 0.6})
+    runs.run_one(lth, tmp_path)
+    left = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.name in ("checkpoint.pt", "dst_state.pt")]
+    assert not left
+    assert (runs.run_dir(lth, tmp_path).lth / "round_01" / "final.pt").exists()
+
+
+@pytest.mark.parametrize("regime,options,needle", [
+    ("dst", {"update_intervall": 5}, "did you mean 'update_interval'"),
+    ("dst", {"update_interval": 0}, "update_interval must be an int >= 1"),
+    ("dst", {"drop_fraction": "0.5"}, "drop_fraction must be a number"),
+    ("dst", {"record_spectrum": "no"}, "record_spectrum must be true or false"),
+    ("lth", {"rat": 0.2}, "unexpected keyword argument 'rat'"),
+    ("lth", {"rate": 1.0}, "must be in (0, 1)"),
+])
+def test_a_bad_regime_option_stops_the_sweep_before_any_pruning(regime, options, needle, tmp_path, monkeypatch):
+    from pai.errors import UserError
+
+    method = "dense" if regime == "lth" else "random"
+    monkeypatch.setattr("pai.pruners.prune", lambda *a, **k: pytest.fail("pruned before the options were checked"))
+    with pytest.raises(UserError, match=re.escape(needle)):
+        runs.sweep([spec(method=method, regime=regime, regime_options=options)], tmp_path, progress=False)
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_a_number_written_as_a_string_in_a_spec_file_is_refused(tmp_path, capsys):
+    d = spec().to_dict()
+    d["prune"]["density"] = "0.2"  # hashed as written, it would be a second run of spec()
+    (tmp_path / "specs.json").write_text(json.dumps([d]))
+    assert runs.main([str(tmp_path / "specs.json"), "--root", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "prune.density is written as a string ('0.2')" in err and not list(tmp_path.rglob("run.json"))
+
+
+def test_sweep_refuses_zero_workers_before_any_run(tmp_path):
+    from pai.errors import UserError
+
+    with pytest.raises(UserError, match="workers must be an int >= 1"):
+        runs.sweep([spec()], tmp_path, workers=0, progress=False)
+    assert not list(tmp_path.rglob("run.json"))
