@@ -19,7 +19,7 @@ from torch import nn
 
 from ..masks import check_mask, prunable_parameters
 from . import paths as P
-from .bipartite import biadjacency, unrolled_csr
+from .bipartite import biadjacency, layer_groups, unrolled_csr
 from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum, narc_of
 from .spectral import spectral_gap, vertex_expansion
 
@@ -55,6 +55,7 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
     chosen = _include(include)
     check_mask(model, mask)
     params = prunable_parameters(model)
+    groups = layer_groups(model)
     widths = P.layer_width(mask)
     if "paths" in chosen and alive is None:
         alive = P.effective_mask(model, mask, input_shape=input_shape)
@@ -67,7 +68,7 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
         row = {"layer": name, "shape": tuple(m.shape), "kept": kept, "total": m.numel(),
                "density": kept / m.numel(), "width_out": widths[name]["out"], "width_in": widths[name]["in"]}
         if "spectral" in chosen:
-            ls = layer_spectrum(unrolled_csr(p.detach().cpu(), m))
+            ls = layer_spectrum(unrolled_csr(p.detach().cpu(), m, groups=groups[name]))
             coord = [delta_r(ls, "neurips", False), lam(ls, "neurips"), imdb(ls, "neurips"),
                      imdb_lambda(ls, "neurips")]
             row.update(d_left=ls.graph.d_left, d_right=ls.graph.d_right, sigma1=ls.s1_bin, sigma2=ls.s2_bin,
@@ -77,7 +78,8 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
                        fs_norm=float(np.linalg.norm([_zero_nan(c) for c in coord])))
             row["lambda"] = coord[1]
         if "expansion" in chosen:
-            row["expansion"] = vertex_expansion(biadjacency(None, m, "channel"), expansion_samples, seed)
+            row["expansion"] = vertex_expansion(biadjacency(None, m, "channel", groups=groups[name]),
+                                                expansion_samples, seed)
         if alive is not None:
             eff = P.count(alive[name])
             out_u, in_u = P._units(alive[name])
@@ -128,10 +130,12 @@ def network_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, inclu
     return out
 
 
-def channel_spectral_gap(mask: Mapping[str, torch.Tensor]) -> float:
+def channel_spectral_gap(mask: Mapping[str, torch.Tensor], groups: Optional[Mapping[str, int]] = None) -> float:
     """Mean over layers of sigma1 - sigma2 of the channel-level biadjacency (an edge = a non-empty kernel),
-    the graph RReg and X-Net build (Stewart et al., CVPRW 2023); NaN layers are left out."""
-    gaps = [spectral_gap(biadjacency(None, m, "channel")) for m in mask.values()]
+    the graph RReg and X-Net build (Stewart et al., CVPRW 2023); NaN layers are left out.  ``groups``:
+    ``{layer: groups}`` of grouped convs (:func:`pai.metrics.bipartite.layer_groups`; default 1)."""
+    groups = groups or {}
+    gaps = [spectral_gap(biadjacency(None, m, "channel", groups=groups.get(k, 1))) for k, m in mask.items()]
     gaps = [g for g in gaps if not math.isnan(g)]
     return sum(gaps) / len(gaps) if gaps else math.nan
 
@@ -145,5 +149,5 @@ def run_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor],
         model = copy.deepcopy(model)
         model.load_state_dict(init_state)
     out = network_metrics(model, mask)
-    out["channel_spectral_gap"] = channel_spectral_gap(mask)
+    out["channel_spectral_gap"] = channel_spectral_gap(mask, layer_groups(model))
     return out
