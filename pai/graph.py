@@ -216,6 +216,9 @@ def _layers_of(gm: fx.GraphModule) -> List[LayerNode]:
         else:
             sources[node] = node_sources((node.args, node.kwargs))
         ids.step(node, layers)
+        held = ids.env.get(node)
+        if node in sources and _is_ids(held):  # a slice (chunk, getitem) may drop a source's every unit
+            sources[node] = frozenset(t for t in sources[node] if t[0] not in held or bool((held[t[0]] >= 0).any()))
     return layers
 
 

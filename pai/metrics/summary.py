@@ -56,7 +56,7 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
     check_mask(model, mask)
     params = prunable_parameters(model)
     groups = layer_groups(model)
-    widths = P.layer_width(mask)
+    widths = P.layer_width(mask, groups)
     if "paths" in chosen and alive is None:
         alive = P.effective_mask(model, mask, input_shape=input_shape)
     elif "paths" not in chosen:
@@ -82,7 +82,7 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
                                                 expansion_samples, seed)
         if alive is not None:
             eff = P.count(alive[name])
-            out_u, in_u = P._units(alive[name])
+            out_u, in_u = P._units(alive[name], groups[name])
             row.update(eff_weights=eff, dead_weights=kept - eff, eff_out=out_u, eff_in=in_u)
         rows.append(row)
     return rows

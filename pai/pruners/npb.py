@@ -314,12 +314,17 @@ def _solve_grouped(layer: LayerNode, P: np.ndarray, budget: int, cap: int, alpha
     """A grouped conv: every group is its own layer-wise problem (its inputs' ``P``, its outputs), since
     no kernel joins two groups; the budget is split equally over the (equal-sized) groups (largest
     remainders), and ``solver="auto"`` uses the exact fast solver (a depthwise conv has one problem per
-    channel: HiGHS' set-up per problem would dominate)."""
+    channel: HiGHS' set-up per problem would dominate).  A depthwise group (one input, one output) has
+    one solution, its kernel keeps the whole group budget; its objective is not computed (NaN in
+    ``stats``)."""
     G, k2 = layer.groups, layer.kernel[0] * layer.kernel[1]
     c_in, c_out = layer.in_units // G, layer.out_units // G
     n_parts = round_budgets({g: budget / G for g in range(G)}, {g: c_in * c_out * k2 for g in range(G)}, budget)
     use = "fast" if solver == "auto" else solver
     M = np.zeros((c_in, layer.out_units), dtype=np.int64)
+    if c_in == 1 and c_out == 1:  # depthwise: one kernel per group, which keeps the group's whole budget
+        M[0] = [n_parts[g] for g in range(G)]
+        return M, float("nan"), int(M.max(initial=0)), []
     objective, used_K, problems = 0.0, 0, []
     for g in range(G):
         n, Pg, cols = n_parts[g], P[g * c_in:(g + 1) * c_in], slice(g * c_out, (g + 1) * c_out)
