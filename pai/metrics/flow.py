@@ -209,23 +209,9 @@ class Flow:
             return args[0][args[1]]  # one part of a chunk/split
         if node.op == "call_module":
             return self._module(node, self.modules[node.target], scaled[0])
-        if (node.op == "call_function" and target in _MUL) or (node.op == "call_method" and target in ("mul", "mul_")):
-            return self._mul(node, args, kwargs)
-        if (node.op == "call_function" and target in _SPLIT) or (node.op == "call_method" and target in ("chunk", "split")):
-            parts = (target if node.op == "call_function" else getattr(torch, target))(args[0].t, *args[1:], **kwargs)
-            return tuple(Scaled(p, args[0].s) for p in parts)
-        if (node.op == "call_function" and target in _ACTIVATION_FUNCTIONS) or \
-                (node.op == "call_method" and target in _ACTIVATION_METHODS):
-            return Scaled(F.relu(scaled[0].t), scaled[0].s)
-        if node.op == "call_function" and target is F.layer_norm:
-            shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
-            w = args[2] if len(args) > 2 else kwargs.get("weight")
-            b = args[3] if len(args) > 3 else kwargs.get("bias")
-            return self._affine(scaled[0], w, b, -len(tuple(shape)) if not isinstance(shape, int) else -1)
-        if _is_stochastic_depth(node):
-            return scaled[0]
-        if (node.op == "call_method" and target == "mean") or (node.op == "call_function" and target is torch.mean):
-            return self._mean(node, args, kwargs)
+        done = self._beyond_relu(node, args, kwargs, scaled)
+        if done is not None:
+            return done
         if node.op == "call_function" and target in _ADD or node.op == "call_method" and target in ("add", "add_"):
             if len(scaled) != len(args) or kwargs:
                 raise ValueError(f"flow: node {node.name!r} adds a constant to a flow; only sums of branches "
@@ -309,6 +295,29 @@ class Flow:
             shape_b[dim:] = list(b.shape) if dim < -1 else [b.numel()]
             out = out + b.to(out.dtype).reshape(shape_b) * pow2(-v.s)
         return Scaled(out, v.s)
+
+    def _beyond_relu(self, node, args, kwargs, scaled):
+        """Products, chunk/split, elementwise activations, functional LayerNorm, stochastic depth and the
+        spatial mean (module docstring); None for any other operation."""
+        target = node.target
+        if (node.op == "call_function" and target in _MUL) or (node.op == "call_method" and target in ("mul", "mul_")):
+            return self._mul(node, args, kwargs)
+        if (node.op == "call_function" and target in _SPLIT) or (node.op == "call_method" and target in ("chunk", "split")):
+            parts = (target if node.op == "call_function" else getattr(torch, target))(args[0].t, *args[1:], **kwargs)
+            return tuple(Scaled(p, args[0].s) for p in parts)
+        if (node.op == "call_function" and target in _ACTIVATION_FUNCTIONS) or \
+                (node.op == "call_method" and target in _ACTIVATION_METHODS):
+            return Scaled(F.relu(scaled[0].t), scaled[0].s)
+        if node.op == "call_function" and target is F.layer_norm:
+            shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
+            w = args[2] if len(args) > 2 else kwargs.get("weight")
+            b = args[3] if len(args) > 3 else kwargs.get("bias")
+            return self._affine(scaled[0], w, b, -len(tuple(shape)) if not isinstance(shape, int) else -1)
+        if _is_stochastic_depth(node):
+            return scaled[0]
+        if (node.op == "call_method" and target == "mean") or (node.op == "call_function" and target is torch.mean):
+            return self._mean(node, args, kwargs)
+        return None
 
     def _plain(self, node, args, kwargs):
         if node.op == "call_function":

@@ -141,13 +141,13 @@ def channel_spectral_gap(mask: Mapping[str, torch.Tensor], groups: Optional[Mapp
 
 
 def run_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor],
-                init_state: Optional[Mapping[str, torch.Tensor]] = None) -> Dict:
+                init_state: Optional[Mapping[str, torch.Tensor]] = None, *, input_shape=None) -> Dict:
     """What a run records of its mask (``metrics.json``): :func:`network_metrics` and the channel
     spectral gap, on ``model``'s weights or, given, on ``init_state`` (the weights the mask was chosen
     on: PEGS' theta_T); ``model`` is left as it is."""
     if init_state is not None:
         model = copy.deepcopy(model)
         model.load_state_dict(init_state)
-    out = network_metrics(model, mask)
+    out = network_metrics(model, mask, input_shape=input_shape)
     out["channel_spectral_gap"] = channel_spectral_gap(mask, layer_groups(model))
     return out

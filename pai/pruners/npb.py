@@ -86,6 +86,15 @@ Deviations from the official code that remain, and why:
 * Not implemented: ``--is_node_constraint`` (off by default in the official code).  Positions inside
   a kernel are seeded (official: unseeded ``np.random.shuffle``).
 
+Networks beyond the paper's.  ``P_in`` is counted as :mod:`pai.metrics.flow` counts paths: every
+elementwise activation (ReLU6, SiLU, GELU, Hardswish, Sigmoid, ...) acts as ReLU (on the nonnegative
+all-ones forward ReLU is the identity, while a literal ReLU6 caps every count at 6), a squeeze-and-
+excitation product passes its input unchanged and sends the gradient of the fine-tune pass into the
+gate branch too, a functional LayerNorm (ConvNeXt's ``LayerNorm2d``) and stochastic depth are bypassed.
+A grouped conv (groups ``G``) is ``G`` independent layer-wise problems, one per group with its inputs'
+``P_in`` (no kernel joins two groups), its budget split equally over the groups; see
+:func:`_solve_grouped`.
+
 Other options: ``scheme`` (ERK), ``alpha``, ``beta``, ``time_limit`` (s per MILP call), ``threads``,
 ``stats`` (a dict to receive per layer the objective summed over chunks, K, kept count, seconds, and
 ``problems``: the per-chunk solver inputs).

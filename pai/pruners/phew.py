@@ -40,6 +40,20 @@ shortcut) sends a backward walk to one of them uniformly, and identity shortcuts
 are not walked, as in the official code.  A flatten edge maps channel ``c`` to a feature
 ``c*f + U{0..f-1}`` forward and feature ``u`` to channel ``u // f`` backward, as the official code.
 
+Networks beyond the paper's (any torchvision classifier; the official code walks ResNets, VGGs and
+MLPs only).  A grouped or depthwise conv is walked within its groups: a forward walk at input unit ``j``
+moves to one of the outputs of ``j``'s group with ``Q_f`` restricted to that block of ``K``, a backward
+walk to one of the inputs of its output's group, the true block-diagonal connectivity.  Edges that
+concatenate (DenseNet, SqueezeNet), slice (ShuffleNet's ``chunk``) or permute channels (channel shuffle)
+carry a unit map (:class:`pai.graph.Edge`): a forward walk at producer unit ``u`` continues at a
+consumer unit holding ``u`` (uniformly among them), a backward walk at consumer unit ``v`` at the
+producer unit feeding ``v``, and at a branch point a walk picks uniformly among the edges that carry its
+unit.  A squeeze-and-excitation branch is a side branch whose output gates the main flow channel by
+channel: forward walks may enter it (it reads the block's input) and leave through its gate edge into
+the gated channel, so its kept weights lie on input->output walks; backward walks never enter it (the
+gate scales a channel, it is not that channel's source).  On pai's own models none of these edges occur
+and the walk is unchanged.
+
 Count.  Default as the official loop ``while sum(masks) < T`` with ``T = int(density * N)``: walks run
 until the kept count first reaches ``T``, and the last walk's overshoot (at most L-1 weights) is kept.
 ``exact_count=True`` keeps exactly ``round(density * N)``.  Reason: equal-density comparisons without
