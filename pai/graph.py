@@ -245,7 +245,7 @@ class _UnitIds:
         n = shape[dim]
         view = [1] * len(shape)
         view[dim] = n
-        return torch.arange(n, dtype=torch.int32).view(view).expand(tuple(shape))
+        return torch.arange(n, dtype=torch.int32).view(view).expand(tuple(shape)).contiguous()
 
     def step(self, node: fx.Node, layers: List[LayerNode]) -> None:
         self.env[node] = self._value(node, layers)
@@ -328,8 +328,13 @@ class _UnitIds:
             if t.dim() != 4:
                 return None
             m = t[0, :, 0, 0]
+            rest = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
         else:
-            m = t.reshape(-1, t.shape[-1])[0]
+            rest = t.reshape(-1, t.shape[-1])
+            m = rest[0]
+        if not bool((rest == m).all()):
+            raise ValueError(f"layer {layer.name!r} reads units that come from different units of one producer at "
+                             f"different positions (a space-to-depth view): no channel-level layer graph")
         m = m.to(torch.int64).clone()
         if m.numel() != layer.in_units:
             return None
@@ -373,11 +378,11 @@ def _broadcast(t: torch.Tensor, shape) -> Optional[torch.Tensor]:
     if tuple(t.shape) == tuple(shape):
         return t
     try:
-        return t.expand(shape)
+        return t.expand(shape).contiguous()
     except RuntimeError:
         pass
     if t.dim() == 4 and len(shape) == 4 and tuple(t.shape[:2]) == tuple(shape[:2]):
-        return t[:, :, :1, :1].expand(shape)  # a pool: same channels, new spatial size
+        return t[:, :, :1, :1].expand(shape).contiguous()  # a pool: same channels, new spatial size
     if t.dim() == 4 and len(shape) == 2 and tuple(t.shape[:2]) == tuple(shape):
         return t[:, :, 0, 0]  # a global mean over H, W
     return None

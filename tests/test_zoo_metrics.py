@@ -284,3 +284,21 @@ def test_concat_chunk_and_channel_shuffle_map_units():
     assert effective_paths(net, mask, log10=False) == 2 * 2 * 4
     alive = effective_mask(net, ones_mask(net))
     assert not alive["a.weight"].any() and alive["b.weight"][:, 0, 0, 0].tolist() == [True, False, True, True]
+
+
+class SpaceToDepth(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 2, 1)
+        self.b = nn.Conv2d(8, 2, 1)
+        self.input_shape = (1, 4, 4)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(y.reshape(1, 8, 2, 2)).flatten(1)
+
+
+def test_a_view_that_mixes_positions_into_channels_is_refused_in_one_line():
+    with pytest.raises(ValueError, match=r"^layer 'b.weight' reads units .* space-to-depth view\): no channel-level "
+                                         r"layer graph$"):
+        build_graph(SpaceToDepth())
