@@ -78,11 +78,11 @@ _SAME_METHODS = {"relu", "relu_", "flatten", "view", "reshape", "contiguous", "s
 _ADD = {operator.add, operator.iadd, torch.add}
 _MUL = {operator.mul, operator.imul, torch.mul}
 # elementwise activations: evaluated as ReLU (module docstring)
-_ACTIVATION_MODULES = (nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Hardtanh,
+ACTIVATION_MODULES = (nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Hardtanh,
                        nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Softplus, nn.PReLU, nn.RReLU)
-_ACTIVATION_FUNCTIONS = {F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.sigmoid, torch.sigmoid, torch.tanh,
+ACTIVATION_FUNCTIONS = {F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.sigmoid, torch.sigmoid, torch.tanh,
                          F.tanh, F.hardtanh, F.elu, F.selu, F.celu, F.mish, F.softplus}
-_ACTIVATION_METHODS = {"sigmoid", "sigmoid_", "tanh", "tanh_"}
+ACTIVATION_METHODS = {"sigmoid", "sigmoid_", "tanh", "tanh_"}
 _NORM_MODULES = (nn.LayerNorm, nn.GroupNorm)
 _SPLIT = {torch.chunk, torch.split}
 
@@ -302,18 +302,19 @@ class Flow:
         target = node.target
         if (node.op == "call_function" and target in _MUL) or (node.op == "call_method" and target in ("mul", "mul_")):
             return self._mul(node, args, kwargs)
-        if (node.op == "call_function" and target in _SPLIT) or (node.op == "call_method" and target in ("chunk", "split")):
+        if (node.op == "call_function" and target in _SPLIT) or \
+                (node.op == "call_method" and target in ("chunk", "split")):
             parts = (target if node.op == "call_function" else getattr(torch, target))(args[0].t, *args[1:], **kwargs)
             return tuple(Scaled(p, args[0].s) for p in parts)
-        if (node.op == "call_function" and target in _ACTIVATION_FUNCTIONS) or \
-                (node.op == "call_method" and target in _ACTIVATION_METHODS):
+        if (node.op == "call_function" and target in ACTIVATION_FUNCTIONS) or \
+                (node.op == "call_method" and target in ACTIVATION_METHODS):
             return Scaled(F.relu(scaled[0].t), scaled[0].s)
         if node.op == "call_function" and target is F.layer_norm:
             shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
             w = args[2] if len(args) > 2 else kwargs.get("weight")
             b = args[3] if len(args) > 3 else kwargs.get("bias")
             return self._affine(scaled[0], w, b, -len(tuple(shape)) if not isinstance(shape, int) else -1)
-        if _is_stochastic_depth(node):
+        if is_stochastic_depth(node):
             return scaled[0]
         if (node.op == "call_method" and target == "mean") or (node.op == "call_function" and target is torch.mean):
             return self._mean(node, args, kwargs)
@@ -369,7 +370,7 @@ class Flow:
             return Scaled(F.relu(v.t), v.s)
         if isinstance(module, nn.LeakyReLU):
             return Scaled(F.leaky_relu(v.t, module.negative_slope), v.s)
-        if isinstance(module, _ACTIVATION_MODULES):  # passes as ReLU (module docstring)
+        if isinstance(module, ACTIVATION_MODULES):  # passes as ReLU (module docstring)
             return Scaled(F.relu(v.t), v.s)
         if isinstance(module, nn.LayerNorm):
             return self._affine(v, self._param(node, "weight"), self._param(node, "bias"),
@@ -421,7 +422,7 @@ class Flow:
         return Scaled(v.t * a.view(shape) + b.view(shape) * pow2(-v.s), v.s)
 
 
-def _is_stochastic_depth(node: fx.Node) -> bool:
+def is_stochastic_depth(node: fx.Node) -> bool:
     """torchvision's ``stochastic_depth`` (a traced leaf): the identity in eval mode."""
     t = node.target
     return node.op == "call_function" and getattr(t, "__name__", "") == "stochastic_depth" and \

@@ -113,7 +113,7 @@ from torch import fx, nn
 
 from . import register_pruner, revised
 from ..graph import LayerNode, build_graph, gate_operand
-from ..metrics.flow import _ACTIVATION_FUNCTIONS, _ACTIVATION_METHODS, _ACTIVATION_MODULES, _is_stochastic_depth
+from ..metrics.flow import ACTIVATION_FUNCTIONS, ACTIVATION_METHODS, ACTIVATION_MODULES, is_stochastic_depth
 from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
 from ..threads import torch_threads
@@ -186,10 +186,10 @@ def _path_rewrite(gm: fx.GraphModule, node: fx.Node, modules) -> bool:
     becomes ReLU (ReLU6 would cap the counts at 6), a functional LayerNorm and stochastic depth are
     bypassed (gating products: :func:`_gate_product`).  Returns whether it rewrote ``node``."""
     target = node.target
-    act = (node.op == "call_module" and isinstance(modules.get(target), _ACTIVATION_MODULES)) or \
-        (node.op == "call_function" and target in _ACTIVATION_FUNCTIONS) or \
-        (node.op == "call_method" and target in _ACTIVATION_METHODS)
-    bypass = (node.op == "call_function" and (target is F.layer_norm or _is_stochastic_depth(node)))
+    act = (node.op == "call_module" and isinstance(modules.get(target), ACTIVATION_MODULES)) or \
+        (node.op == "call_function" and target in ACTIVATION_FUNCTIONS) or \
+        (node.op == "call_method" and target in ACTIVATION_METHODS)
+    bypass = (node.op == "call_function" and (target is F.layer_norm or is_stochastic_depth(node)))
     if act or bypass:
         if act:
             with gm.graph.inserting_after(node):
