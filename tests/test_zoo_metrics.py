@@ -302,3 +302,13 @@ def test_a_view_that_mixes_positions_into_channels_is_refused_in_one_line():
     with pytest.raises(ValueError, match=r"^layer 'b.weight' reads units .* space-to-depth view\): no channel-level "
                                          r"layer graph$"):
         build_graph(SpaceToDepth())
+
+
+def test_a_module_without_path_meaning_is_refused_in_one_line():
+    class Soft(Act):  # softmax couples the channels: not elementwise
+        def __init__(self):
+            super().__init__(nn.Softmax(dim=1))
+
+    net = Soft()
+    with pytest.raises(ValueError, match=r"^flow: unsupported module Softmax at 'act': no path interpretation known"):
+        effective_paths(net, ones_mask(net))

@@ -394,7 +394,8 @@ class Flow:
             return Scaled(module(v.t) if self.mode == "kernel" else _adaptive_sum(v.t, module.output_size), v.s)
         if isinstance(module, nn.AdaptiveMaxPool2d) and self.mode != "support":
             return Scaled(module(v.t), v.s)
-        raise ValueError(f"flow: unsupported module {type(module).__name__} at {node.target!r}")
+        raise ValueError(f"flow: unsupported module {type(module).__name__} at {node.target!r}: no path interpretation "
+                         f"known (path metrics know conv/linear, norms, elementwise activations, pooling, dropout)")
 
     def _param(self, node, leaf: str) -> Optional[torch.Tensor]:
         """A norm's affine parameter: squared from ``params`` in ``"kernel"`` mode; None if it has none."""
