@@ -287,21 +287,28 @@ def test_concat_chunk_and_channel_shuffle_map_units():
 
 
 class SpaceToDepth(nn.Module):
-    def __init__(self):
+    def __init__(self, channels_last: bool):
         super().__init__()
         self.a = nn.Conv2d(1, 2, 1)
         self.b = nn.Conv2d(8, 2, 1)
+        self.channels_last = channels_last
         self.input_shape = (1, 4, 4)
 
     def forward(self, x):
         y = self.a(x)
+        if self.channels_last:
+            y = y.permute(0, 2, 3, 1)
         return self.b(y.reshape(1, 8, 2, 2)).flatten(1)
 
 
 def test_a_view_that_mixes_positions_into_channels_is_refused_in_one_line():
+    # (2, 4, 4) -> (8, 2, 2): each new channel is one row of one old channel, a map c' -> c' // 4
+    (edge,) = build_graph(SpaceToDepth(False))["b.weight"].preds
+    assert edge.units.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # channels last first: a new channel holds both old channels at different positions
     with pytest.raises(ValueError, match=r"^layer 'b.weight' reads units .* space-to-depth view\): no channel-level "
                                          r"layer graph$"):
-        build_graph(SpaceToDepth())
+        build_graph(SpaceToDepth(True))
 
 
 def test_a_module_without_path_meaning_is_refused_in_one_line():
