@@ -210,8 +210,14 @@ def test_layer_width_and_errors():
         def forward(self, x):
             return self.fc(torch.sigmoid(x))
 
-    with pytest.raises(ValueError, match="sigmoid"):
-        effective_paths(Sig(), ones_mask(Sig()))
+    class Square(Sig):
+        def forward(self, x):
+            return self.fc(x * x)
+
+    # an elementwise activation passes as ReLU does; a product of two flows has no path meaning
+    assert effective_paths(Sig(), ones_mask(Sig()), log10=False) == 6
+    with pytest.raises(ValueError, match="multiplies two flows"):
+        effective_paths(Square(), ones_mask(Square()))
     with pytest.raises(ValueError, match="input_shape"):
         effective_paths(nn.Sequential(nn.Linear(2, 2)), {"0.weight": torch.ones(2, 2, dtype=torch.bool)})
     with pytest.raises(ValueError, match="layers.1.weight"):

@@ -86,10 +86,9 @@ def test_builds_and_traces_through_the_layer_graph(name, channels, size):
     traced = torch.fx.symbolic_trace(model)  # one residual ``+`` per residual block
     adds = sum(n.op == "call_function" and n.target in (operator.add, torch.add) for n in traced.graph.nodes)
     assert adds == _residual_blocks(model)
-    if grouped:
+    if grouped:  # listed with their groups (block-diagonal channel graph), with or without allow_grouped
         assert sum(l.groups > 1 for l in graph) == (13 if name == "mobilenet-v1" else 17)
-        with pytest.raises(ValueError, match="grouped convolution.*allow_grouped=True"):
-            build_graph(model, (channels, size, size))
+        assert [l.groups for l in build_graph(model, (channels, size, size))] == [l.groups for l in graph]
 
 
 @pytest.mark.parametrize("name", ["mobilenet-v1", "mobilenet-v2", "resnet18-tv", "wrn-40-2", "resnet101-w0.125",

@@ -3,8 +3,10 @@ NPB and PHEW papers plot, exact and fast.  Names below are a stable API (pruners
 the notebooks and dynamic sparse training call them).
 
 Layer graphs (:mod:`.bipartite`) -- a layer is a bipartite graph inputs x outputs:
-    ``biadjacency(weight, mask, encoding="channel"|"unrolled", weighted=False)``  dense tensor
-    ``unrolled_csr(weight, mask)``  sparse float64 ``|w*m|`` with the mask as pattern
+    ``biadjacency(weight, mask, encoding="channel"|"unrolled", weighted=False, groups=1)``  dense tensor
+    ``unrolled_csr(weight, mask, groups=1)``  sparse float64 ``|w*m|`` with the mask as pattern
+    ``layer_groups(model)``  ``{layer: groups}``: a grouped conv's graph is block-diagonal (pass ``groups``;
+    every function below that takes the model does)
     ``drop_isolated(B)``, ``degrees(B)``
 
 Spectra (:mod:`.spectral`, engine in :mod:`.linalg`):
@@ -29,12 +31,15 @@ Full-spectrum coordinate (:mod:`.fullspectrum`, NeurIPS'23):
     our reading in its docstring); ``full_spectrum_distance(c1, c2)`` (plain l2 of two coordinates);
     ``network_full_spectrum(model, mask) -> {layer: FullSpectrum}``; ``full_spectrum_summary(coords)``
 
-Paths (:mod:`.paths`, engine :mod:`.flow`; all-ones input, log scale, exact counts):
+Paths (:mod:`.paths`, engine :mod:`.flow`; all-ones input, log scale, exact counts; every entry point takes
+``input_shape=(C, H, W)``, default ``model.input_shape``; any torchvision classifier: elementwise
+activations pass as ReLU, squeeze-and-excitation gates as side branches, grouped convs block-diagonal,
+concatenation/chunk/channel shuffle move units, and anything else is refused in one line naming it):
     ``effective_paths(model, mask, log10=True)``  NPB
     ``effective_mask(model, mask)``, ``dead_weights(model, mask)``  kept weights on / off every path
     ``effective_nodes(model, mask) -> {"total", "layers", "params"}``  NPB
     ``path_kernel_trace(model, mask, log=True)``  PHEW / Gebhart et al. (log10)
-    ``layer_width(mask) -> {layer: {"out", "in", "out_total", "in_total"}}``
+    ``layer_width(mask, groups=None) -> {layer: {"out", "in", "out_total", "in_total"}}``
 
 Statistics (:mod:`.stats`): ``pearson(x, y)``, ``spearman(x, y)`` -> ``(rho, p_value, n)`` (NaN
 pairs dropped); ``bootstrap_ci(x, y, stat="pearson", n_boot=1000, seed=0, level=0.95) -> (low, high)``;
@@ -49,7 +54,7 @@ Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
 ``channel_spectral_gap(mask)``).
 Command line: ``python -m pai metrics --mask FILE --model M --dataset D`` (:mod:`.cli`).
 """
-from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, unrolled_csr
+from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, layer_groups, unrolled_csr
 from .fullspectrum import (FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm,
                            full_spectrum_summary, moving_distance, network_full_spectrum)
 from .linalg import top_singular_values
@@ -62,7 +67,7 @@ from .stats import bootstrap_ci, correlation, correlation_difference, partial_co
 from .summary import INCLUDE, channel_spectral_gap, layer_metrics, network_metrics, run_metrics
 
 __all__ = [
-    "ENCODINGS", "biadjacency", "degrees", "drop_isolated", "unrolled_csr",
+    "ENCODINGS", "biadjacency", "degrees", "drop_isolated", "unrolled_csr", "layer_groups",
     "top_singular_values", "spectral_gap", "vertex_expansion",
     "RULES", "ramanujan_gap", "iterative_ramanujan_gap", "weighted_spectral_gap",
     "iterative_weighted_spectral_gap", "narc", "layer_spectrum",

@@ -10,7 +10,15 @@ Left nodes are the layer's inputs, right nodes its outputs; ``B[i, j] != 0`` is 
   an edge is a kernel with at least one kept weight; weighted, its value is the kernel's L1 norm
   ``sum |w * m|``.
 
-A Linear weight ``(out, in)`` is ``in x out`` in both encodings.  Binary biadjacencies are ``bool``
+A Linear weight ``(out, in)`` is ``in x out`` in both encodings.
+
+A grouped convolution (``groups=G``; depthwise: ``G = c_in``) has weight ``(c_out, c_in/G, kh, kw)``:
+output ``j`` of group ``g = j // (c_out/G)`` reads only the input channels ``g*c_in/G ... (g+1)*c_in/G - 1``.
+Given ``groups``, its graph is the true one: ``c_in`` (``c_in*kh*kw`` unrolled) left nodes, and a
+block-diagonal biadjacency with ``G`` blocks, each the graph of one group (a depthwise conv is ``c_in``
+disjoint stars of ``kh*kw`` taps, a matching in the channel encoding).  The weight alone cannot tell
+``groups`` (a ``(C, 1, 3, 3)`` weight is also a dense conv on one input channel): pass it, or use
+:func:`layer_groups` of the model.  Binary biadjacencies are ``bool``
 tensors (a 25088x4096 classifier is 100 MB, not 800 MB); weighted ones are float64 ``|w * m|``.
 Isolated nodes (zero rows/columns) carry no edge: the ICLR code drops them before averaging degrees
 (``scores.filter_zero_degree``) and the NeurIPS code before its eigen-solve; :func:`drop_isolated`
@@ -18,7 +26,7 @@ does the same.  :func:`unrolled_csr` is the sparse form every spectral metric is
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,13 +47,42 @@ def _layer_tensors(weight: Optional[torch.Tensor], mask: Optional[torch.Tensor])
     return (None if weight is None else weight.detach()), m
 
 
+def layer_groups(model) -> Dict[str, int]:
+    """``{weight name: groups}`` of every prunable layer of ``model`` (1 for Linear and plain convs)."""
+    from ..masks import prunable_modules
+
+    return {k: int(getattr(m, "groups", 1)) for k, m in prunable_modules(model).items()}
+
+
+def _check_groups(ref: torch.Tensor, groups: int) -> int:
+    groups = int(groups)
+    if groups < 1 or (groups > 1 and (ref.dim() != 4 or ref.shape[0] % groups)):
+        raise ValueError(f"groups={groups} does not fit a weight of shape {tuple(ref.shape)} (a Conv2d weight whose "
+                         f"output channels the groups divide)")
+    return groups
+
+
+def _block_diagonal(local: torch.Tensor, groups: int) -> torch.Tensor:
+    """Full ``(G*r) x c_out`` biadjacency from the local ``r x c_out`` one of a grouped conv (rows of
+    output ``j`` belong to block ``j // (c_out/G)``)."""
+    r, c_out = local.shape
+    full = torch.zeros((groups, r, groups, c_out // groups), dtype=local.dtype, device=local.device)
+    g = torch.arange(groups, device=local.device)
+    full[g, :, g, :] = local.reshape(r, groups, c_out // groups).permute(1, 0, 2)
+    return full.reshape(groups * r, c_out)
+
+
 def biadjacency(weight: Optional[torch.Tensor], mask: Optional[torch.Tensor] = None,
-                encoding: str = "channel", weighted: bool = False) -> torch.Tensor:
+                encoding: str = "channel", weighted: bool = False, groups: int = 1) -> torch.Tensor:
     """Biadjacency (inputs x outputs) of one layer.
 
     ``mask`` defaults to ``weight != 0``; ``weight`` may be ``None`` when ``weighted`` is False.
     Binary: ``bool``; weighted: float64 ``|w * m|`` (unrolled) or kernel L1 norms (channel).
+    ``groups``: the conv's groups; > 1 gives the block-diagonal graph (module docstring).
     """
+    if groups != 1:
+        groups = _check_groups(mask if mask is not None else weight, groups)
+        return _block_diagonal(biadjacency(weight, mask, encoding, weighted), groups)
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
     w, m = _layer_tensors(weight, mask)
@@ -86,17 +123,20 @@ def drop_isolated(B) -> Tuple[object, torch.Tensor, torch.Tensor]:
 
 
 def unrolled_csr(weight: Optional[torch.Tensor], mask: Optional[torch.Tensor] = None,
-                 encoding: str = "unrolled") -> sp.csr_matrix:
+                 encoding: str = "unrolled", groups: int = 1) -> sp.csr_matrix:
     """Sparse float64 biadjacency (inputs x outputs) with one stored entry per kept weight.
 
     Values are ``|w * m|`` (ones when ``weight`` is None).  A kept weight that is exactly zero is
     still stored (an explicit zero), so the sparsity pattern is the mask -- the NeurIPS dev code's
-    edge rule ``mask != 0`` -- while the values carry the weighted graph.
+    edge rule ``mask != 0`` -- while the values carry the weighted graph.  ``groups`` > 1: the
+    block-diagonal graph of a grouped conv (module docstring), built from indices (never dense).
     """
+    if groups != 1:
+        groups = _check_groups(mask if mask is not None else weight, groups)
     if encoding == "channel" and (mask if mask is not None else weight).dim() == 4:
         w, m = _layer_tensors(weight, mask)
-        pattern = biadjacency(None, m, "channel")
-        vals = biadjacency(w, m, "channel", weighted=True) if w is not None else None
+        pattern = biadjacency(None, m, "channel", groups=groups)
+        vals = biadjacency(w, m, "channel", weighted=True, groups=groups) if w is not None else None
         rows, cols = torch.nonzero(pattern, as_tuple=True)
         data = (vals[rows, cols].numpy() if vals is not None else np.ones(len(rows)))
         return sp.csr_matrix((data, (rows.numpy(), cols.numpy())), shape=tuple(pattern.shape))
@@ -111,8 +151,10 @@ def unrolled_csr(weight: Optional[torch.Tensor], mask: Optional[torch.Tensor] = 
     indptr = np.zeros(c_out + 1, dtype=np.int64)
     np.cumsum(np.bincount(flat // n_in, minlength=c_out), out=indptr[1:])
     cols = flat % n_in
+    if groups > 1:  # local row of output j's group -> global row (block j // (c_out / G))
+        cols = cols + (flat // n_in) // (c_out // groups) * n_in
     if w is None:
         data = np.ones(len(cols))
     else:
         data = np.abs(w.reshape(-1).cpu().numpy()[flat].astype(np.float64))
-    return sp.csr_matrix((data, cols, indptr), shape=(c_out, n_in)).T.tocsr()
+    return sp.csr_matrix((data, cols, indptr), shape=(c_out, n_in * groups)).T.tocsr()

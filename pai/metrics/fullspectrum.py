@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..masks import check_mask, prunable_parameters
-from .bipartite import unrolled_csr
+from .bipartite import layer_groups, unrolled_csr
 from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum
 
 FIELDS = ("delta_r", "lam", "it_delta_r", "it_lam")
@@ -37,9 +37,11 @@ class FullSpectrum(NamedTuple):
 
 
 def full_spectrum(weight: torch.Tensor, mask: Optional[torch.Tensor] = None, rule: str = "neurips",
-                  invalid: float = 0.0) -> FullSpectrum:
-    """The coordinate of one layer (``mask`` defaults to ``weight != 0``)."""
-    ls = layer_spectrum(unrolled_csr(weight, mask if mask is not None else weight != 0), only_valid=rule)
+                  invalid: float = 0.0, groups: int = 1) -> FullSpectrum:
+    """The coordinate of one layer (``mask`` defaults to ``weight != 0``; ``groups``: a grouped conv's,
+    whose graph is block-diagonal, :mod:`pai.metrics.bipartite`)."""
+    ls = layer_spectrum(unrolled_csr(weight, mask if mask is not None else weight != 0, groups=groups),
+                        only_valid=rule)
     vals = (delta_r(ls, rule, normalized=False), lam(ls, rule), imdb(ls, rule, normalized=False),
             imdb_lambda(ls, rule))
     return FullSpectrum(*(invalid if math.isnan(v) else float(v) for v in vals))
@@ -132,7 +134,8 @@ def network_full_spectrum(model: nn.Module, mask: Mapping[str, torch.Tensor], *,
     if unknown:
         raise KeyError(f"unknown layer {unknown[0]!r}; prunable layers: {', '.join(params)}")
     src = params if weights is None else weights
-    return {n: full_spectrum(src[n].detach().cpu(), mask[n].cpu(), rule, invalid) for n in names}
+    groups = layer_groups(model)
+    return {n: full_spectrum(src[n].detach().cpu(), mask[n].cpu(), rule, invalid, groups[n]) for n in names}
 
 
 def full_spectrum_summary(coords: Mapping[str, Sequence[float]]) -> Dict[str, float]:

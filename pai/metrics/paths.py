@@ -99,10 +99,13 @@ def count(m: torch.Tensor) -> int:
     return int(np.count_nonzero(m.detach().cpu().numpy()))
 
 
-def _units(m: torch.Tensor) -> Tuple[int, int]:
-    """(output units, input units) with at least one True entry of a Linear/Conv mask."""
+def _units(m: torch.Tensor, groups: int = 1) -> Tuple[int, int]:
+    """(output units, input units) with at least one True entry of a Linear/Conv mask (a grouped conv's
+    input units counted per group: its weight's axis 1 is local to each output's group)."""
     a = m.detach().cpu().numpy()
     flat = a.reshape(a.shape[0], a.shape[1], -1).any(-1)
+    if groups > 1:
+        return int(np.count_nonzero(flat.any(1))), int(np.count_nonzero(flat.reshape(groups, -1, a.shape[1]).any(1)))
     return int(np.count_nonzero(flat.any(1))), int(np.count_nonzero(flat.any(0)))
 
 
@@ -124,7 +127,7 @@ def effective_nodes(model: nn.Module, mask: Mapping[str, torch.Tensor], *, input
     graph = build_graph(model, _shape(model, input_shape))
     layers, total = {}, 0
     for layer in graph:
-        out_u, in_u = _units(alive[layer.name])
+        out_u, in_u = _units(alive[layer.name], layer.groups)
         layers[layer.name] = {"in": in_u, "out": out_u}
         if not layer.is_shortcut:
             total += layers[layer.name]["in"]
@@ -159,13 +162,16 @@ def path_kernel_trace(model: nn.Module, mask: Mapping[str, torch.Tensor], log: b
     return (out.s * LN2 + math.log(scaled)) / LN10 if log else _ldexp(scaled, out.s)
 
 
-def layer_width(mask: Mapping[str, torch.Tensor]) -> Dict[str, Dict[str, int]]:
-    """Per layer: output and input units with at least one kept weight, and their totals."""
+def layer_width(mask: Mapping[str, torch.Tensor], groups: Optional[Mapping[str, int]] = None
+                ) -> Dict[str, Dict[str, int]]:
+    """Per layer: output and input units with at least one kept weight, and their totals (``groups``:
+    ``{layer: groups}`` of grouped convs, :func:`pai.metrics.bipartite.layer_groups`; default 1)."""
     out = {}
     for k, m in mask.items():
         m = m.detach().to("cpu", torch.bool)
         if m.dim() not in (2, 4):
             raise ValueError(f"layer {k!r}: expected a Linear or Conv2d mask, got shape {tuple(m.shape)}")
-        o, i = _units(m)
-        out[k] = {"out": o, "in": i, "out_total": m.shape[0], "in_total": m.shape[1]}
+        g = (groups or {}).get(k, 1)
+        o, i = _units(m, g)
+        out[k] = {"out": o, "in": i, "out_total": m.shape[0], "in_total": m.shape[1] * g}
     return out

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..masks import check_mask, check_materialized, prunable_parameters
 from . import paths as P
-from .bipartite import biadjacency, unrolled_csr
+from .bipartite import biadjacency, layer_groups, unrolled_csr
 from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum, narc_of
 from .spectral import spectral_gap, vertex_expansion
 
@@ -56,7 +56,8 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
     check_materialized(model)
     check_mask(model, mask)
     params = prunable_parameters(model)
-    widths = P.layer_width(mask)
+    groups = layer_groups(model)
+    widths = P.layer_width(mask, groups)
     if "paths" in chosen and alive is None:
         alive = P.effective_mask(model, mask, input_shape=input_shape)
     elif "paths" not in chosen:
@@ -68,7 +69,7 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
         row = {"layer": name, "shape": tuple(m.shape), "kept": kept, "total": m.numel(),
                "density": kept / m.numel(), "width_out": widths[name]["out"], "width_in": widths[name]["in"]}
         if "spectral" in chosen:
-            ls = layer_spectrum(unrolled_csr(p.detach().cpu(), m))
+            ls = layer_spectrum(unrolled_csr(p.detach().cpu(), m, groups=groups[name]))
             coord = [delta_r(ls, "neurips", False), lam(ls, "neurips"), imdb(ls, "neurips"),
                      imdb_lambda(ls, "neurips")]
             row.update(d_left=ls.graph.d_left, d_right=ls.graph.d_right, sigma1=ls.s1_bin, sigma2=ls.s2_bin,
@@ -78,10 +79,11 @@ def layer_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, include
                        fs_norm=float(np.linalg.norm([_zero_nan(c) for c in coord])))
             row["lambda"] = coord[1]
         if "expansion" in chosen:
-            row["expansion"] = vertex_expansion(biadjacency(None, m, "channel"), expansion_samples, seed)
+            row["expansion"] = vertex_expansion(biadjacency(None, m, "channel", groups=groups[name]),
+                                                expansion_samples, seed)
         if alive is not None:
             eff = P.count(alive[name])
-            out_u, in_u = P._units(alive[name])
+            out_u, in_u = P._units(alive[name], groups[name])
             row.update(eff_weights=eff, dead_weights=kept - eff, eff_out=out_u, eff_in=in_u)
         rows.append(row)
     return rows
@@ -131,22 +133,24 @@ def network_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor], *, inclu
     return out
 
 
-def channel_spectral_gap(mask: Mapping[str, torch.Tensor]) -> float:
+def channel_spectral_gap(mask: Mapping[str, torch.Tensor], groups: Optional[Mapping[str, int]] = None) -> float:
     """Mean over layers of sigma1 - sigma2 of the channel-level biadjacency (an edge = a non-empty kernel),
-    the graph RReg and X-Net build (Stewart et al., CVPRW 2023); NaN layers are left out."""
-    gaps = [spectral_gap(biadjacency(None, m, "channel")) for m in mask.values()]
+    the graph RReg and X-Net build (Stewart et al., CVPRW 2023); NaN layers are left out.  ``groups``:
+    ``{layer: groups}`` of grouped convs (:func:`pai.metrics.bipartite.layer_groups`; default 1)."""
+    groups = groups or {}
+    gaps = [spectral_gap(biadjacency(None, m, "channel", groups=groups.get(k, 1))) for k, m in mask.items()]
     gaps = [g for g in gaps if not math.isnan(g)]
     return sum(gaps) / len(gaps) if gaps else math.nan
 
 
 def run_metrics(model: nn.Module, mask: Mapping[str, torch.Tensor],
-                init_state: Optional[Mapping[str, torch.Tensor]] = None) -> Dict:
+                init_state: Optional[Mapping[str, torch.Tensor]] = None, *, input_shape=None) -> Dict:
     """What a run records of its mask (``metrics.json``): :func:`network_metrics` and the channel
     spectral gap, on ``model``'s weights or, given, on ``init_state`` (the weights the mask was chosen
     on: PEGS' theta_T); ``model`` is left as it is."""
     if init_state is not None:
         model = copy.deepcopy(model)
         model.load_state_dict(init_state)
-    out = network_metrics(model, mask)
-    out["channel_spectral_gap"] = channel_spectral_gap(mask)
+    out = network_metrics(model, mask, input_shape=input_shape)
+    out["channel_spectral_gap"] = channel_spectral_gap(mask, layer_groups(model))
     return out

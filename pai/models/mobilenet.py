@@ -24,8 +24,8 @@ and 8.5% of ``mobilenet-v1``, so v2 is the closer match.
 
 Depthwise convs are ``nn.Conv2d`` with ``groups = channels``: prunable like any conv, but a
 channel-level graph sees them as a matching, not a bipartite layer -- channel-graph pruners (X-Net,
-RReg) should keep them dense, as X-Net's MobileNet does; :func:`pai.graph.build_graph` lists them only
-with ``allow_grouped=True``.
+RReg) should keep them dense, as X-Net's MobileNet does; :func:`pai.graph.build_graph` lists them with
+their ``groups`` (a block-diagonal channel graph).
 
 ``width=`` (the ``-w<factor>`` suffix) is the paper's width multiplier alpha; here it scales every
 layer, the last ones included (the papers keep 1024 / 1280 for alpha < 1), rounded as

@@ -86,6 +86,15 @@ Deviations from the official code that remain, and why:
 * Not implemented: ``--is_node_constraint`` (off by default in the official code).  Positions inside
   a kernel are seeded (official: unseeded ``np.random.shuffle``).
 
+Networks beyond the paper's.  ``P_in`` is counted as :mod:`pai.metrics.flow` counts paths: every
+elementwise activation (ReLU6, SiLU, GELU, Hardswish, Sigmoid, ...) acts as ReLU (on the nonnegative
+all-ones forward ReLU is the identity, while a literal ReLU6 caps every count at 6), a squeeze-and-
+excitation product passes its input unchanged and sends the gradient of the fine-tune pass into the
+gate branch too, a functional LayerNorm (ConvNeXt's ``LayerNorm2d``) and stochastic depth are bypassed.
+A grouped conv (groups ``G``) is ``G`` independent layer-wise problems, one per group with its inputs'
+``P_in`` (no kernel joins two groups), its budget split equally over the groups; see
+:func:`_solve_grouped`.
+
 Other options: ``scheme`` (ERK), ``alpha``, ``beta``, ``time_limit`` (s per MILP call), ``threads``,
 ``stats`` (a dict to receive per layer the objective summed over chunks, K, kept count, seconds, and
 ``problems``: the per-chunk solver inputs).
@@ -103,7 +112,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from . import register_pruner
-from ..graph import LayerNode, build_graph
+from ..graph import LayerNode, build_graph, gate_operand
+from ..metrics.flow import ACTIVATION_FUNCTIONS, ACTIVATION_METHODS, ACTIVATION_MODULES, is_stochastic_depth
 from ..masks import Mask, prunable_parameters
 from ..seed import torch_generator
 from ..threads import torch_threads
@@ -165,6 +175,33 @@ _SUM_FUNCTIONS = {F.avg_pool2d: _sum_pool2d, F.adaptive_avg_pool2d: _sum_adaptiv
                   torch.mean: _mean_as_sum}
 
 
+def _gate_product(x, gate):
+    """``x`` in value; the gradient also reaches the gate branch (a squeeze-and-excitation side branch,
+    :mod:`pai.metrics.flow`), so its weights on input->gate paths are live."""
+    return x * (1 + gate - gate.detach())
+
+
+def _path_rewrite(gm: fx.GraphModule, node: fx.Node, modules) -> bool:
+    """Rewrite ``node`` for path counting as :mod:`pai.metrics.flow` reads it: an elementwise activation
+    becomes ReLU (ReLU6 would cap the counts at 6), a functional LayerNorm and stochastic depth are
+    bypassed (gating products: :func:`_gate_product`).  Returns whether it rewrote ``node``."""
+    target = node.target
+    act = (node.op == "call_module" and isinstance(modules.get(target), ACTIVATION_MODULES)) or \
+        (node.op == "call_function" and target in ACTIVATION_FUNCTIONS) or \
+        (node.op == "call_method" and target in ACTIVATION_METHODS)
+    bypass = (node.op == "call_function" and (target is F.layer_norm or is_stochastic_depth(node)))
+    if act or bypass:
+        if act:
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_function(torch.relu, (node.args[0],))
+        else:
+            new = node.args[0]
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        return True
+    return False
+
+
 class PathNet:
     """The float64 all-ones path-counting copy of a model (NPB's ``copynet``, cleaned up).
 
@@ -174,7 +211,15 @@ class PathNet:
 
     def __init__(self, model: nn.Module, input_shape, bias: float = 0.0):
         gm = fx.symbolic_trace(copy.deepcopy(model)).to("cpu", torch.float64).eval()
+        modules = dict(gm.named_modules())
+        for node in list(gm.graph.nodes):  # gates first: their sigmoid is rewritten below
+            g = gate_operand(node, modules)
+            if g is not None:
+                node.op, node.target = "call_function", _gate_product
+                node.args, node.kwargs = (node.args[1 - g], node.args[g]), {}
         for node in list(gm.graph.nodes):
+            if _path_rewrite(gm, node, modules):  # activations, gates, functional norms, stochastic depth
+                continue
             if node.op == "call_module":
                 mod = gm.get_submodule(node.target)
                 if isinstance(mod, _BYPASS):
@@ -248,7 +293,10 @@ def _chunks(layer: LayerNode, first: bool, chunk_size: Optional[int], chunk_abov
 
 def _solve_layer(layer: LayerNode, P: np.ndarray, budget: int, parts: List[slice], cap: int, alpha: float,
                  beta: float, solver: str, time_limit, kw: dict):
-    """Kernel counts ``M`` (c_in x c_out) of one layer, chunk by chunk, the budget split exactly."""
+    """Kernel counts ``M`` (c_in x c_out; a grouped conv: c_in / groups x c_out, the weight's layout) of one
+    layer, chunk by chunk, the budget split exactly."""
+    if layer.groups > 1:
+        return _solve_grouped(layer, P, budget, cap, alpha, beta, solver, time_limit, kw)
     k2 = layer.kernel[0] * layer.kernel[1]
     sizes = {i: (s.stop - s.start) * layer.in_units * k2 for i, s in enumerate(parts)}
     total = sum(sizes.values())
@@ -267,6 +315,36 @@ def _solve_layer(layer: LayerNode, P: np.ndarray, budget: int, parts: List[slice
             M[:, s] = solve_milp(P, c_out, K, n, alpha, beta, time_limit=time_limit, **kw)
         objective += npb_objective(M[:, s], P, K, n, alpha, beta, **kw)
         problems.append(dict(P=P, c_out=c_out, K=K, n=n, alpha=alpha, beta=beta, solver=use, **kw))
+    return M, objective, used_K, problems
+
+
+def _solve_grouped(layer: LayerNode, P: np.ndarray, budget: int, cap: int, alpha: float, beta: float, solver: str,
+                   time_limit, kw: dict):
+    """A grouped conv: every group is its own layer-wise problem (its inputs' ``P``, its outputs), since
+    no kernel joins two groups; the budget is split equally over the (equal-sized) groups (largest
+    remainders), and ``solver="auto"`` uses the exact fast solver (a depthwise conv has one problem per
+    channel: HiGHS' set-up per problem would dominate).  A depthwise group (one input, one output) has
+    one solution, its kernel keeps the whole group budget; its objective is not computed (NaN in
+    ``stats``)."""
+    G, k2 = layer.groups, layer.kernel[0] * layer.kernel[1]
+    c_in, c_out = layer.in_units // G, layer.out_units // G
+    n_parts = round_budgets({g: budget / G for g in range(G)}, {g: c_in * c_out * k2 for g in range(G)}, budget)
+    use = "fast" if solver == "auto" else solver
+    M = np.zeros((c_in, layer.out_units), dtype=np.int64)
+    if c_in == 1 and c_out == 1:  # depthwise: one kernel per group, which keeps the group's whole budget
+        M[0] = [n_parts[g] for g in range(G)]
+        return M, float("nan"), int(M.max(initial=0)), []
+    objective, used_K, problems = 0.0, 0, []
+    for g in range(G):
+        n, Pg, cols = n_parts[g], P[g * c_in:(g + 1) * c_in], slice(g * c_out, (g + 1) * c_out)
+        K = min(k2, max(cap, math.ceil(n / (c_in * c_out))))
+        used_K = max(used_K, K)
+        if use == "fast":
+            M[:, cols] = solve_fast(Pg, c_out, K, n, alpha, beta, **kw)
+        else:
+            M[:, cols] = solve_milp(Pg, c_out, K, n, alpha, beta, time_limit=time_limit, **kw)
+        objective += npb_objective(M[:, cols], Pg, K, n, alpha, beta, **kw)
+        problems.append(dict(P=Pg, c_out=c_out, K=K, n=n, alpha=alpha, beta=beta, solver=use, **kw))
     return M, objective, used_K, problems
 
 

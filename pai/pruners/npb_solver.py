@@ -270,9 +270,12 @@ def refill(layer, mask: torch.Tensor, live: torch.Tensor, generator: torch.Gener
     free = int(mask.sum()) - int(effective.sum())
     if free <= 0:
         return mask
-    c_out, c_in = layer.out_units, layer.in_units
+    c_out, c_in = layer.out_units, layer.in_units // getattr(layer, "groups", 1)
     eff = effective.reshape(c_out * c_in, -1)
-    if eff.shape[1] == 1:  # groups = input channels
+    if eff.shape[1] == 1 and c_in != layer.in_units:  # grouped 1x1: groups = (global) input channels
+        group = (torch.arange(c_out)[:, None] // (c_out // layer.groups) * c_in + torch.arange(c_in)).reshape(-1)
+        score = torch.bincount(group, weights=effective.reshape(-1).to(torch.float64), minlength=layer.in_units)
+    elif eff.shape[1] == 1:  # groups = input channels
         group, score = torch.arange(c_in).repeat(c_out), effective.reshape(c_out, c_in).sum(0)
     else:  # groups = kernels
         group, score = torch.arange(c_out * c_in).repeat_interleave(eff.shape[1]), eff.sum(1)

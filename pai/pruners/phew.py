@@ -40,6 +40,20 @@ shortcut) sends a backward walk to one of them uniformly, and identity shortcuts
 are not walked, as in the official code.  A flatten edge maps channel ``c`` to a feature
 ``c*f + U{0..f-1}`` forward and feature ``u`` to channel ``u // f`` backward, as the official code.
 
+Networks beyond the paper's (any torchvision classifier; the official code walks ResNets, VGGs and
+MLPs only).  A grouped or depthwise conv is walked within its groups: a forward walk at input unit ``j``
+moves to one of the outputs of ``j``'s group with ``Q_f`` restricted to that block of ``K``, a backward
+walk to one of the inputs of its output's group, the true block-diagonal connectivity.  Edges that
+concatenate (DenseNet, SqueezeNet), slice (ShuffleNet's ``chunk``) or permute channels (channel shuffle)
+carry a unit map (:class:`pai.graph.Edge`): a forward walk at producer unit ``u`` continues at a
+consumer unit holding ``u`` (uniformly among them), a backward walk at consumer unit ``v`` at the
+producer unit feeding ``v``, and at a branch point a walk picks uniformly among the edges that carry its
+unit.  A squeeze-and-excitation branch is a side branch whose output gates the main flow channel by
+channel: forward walks may enter it (it reads the block's input) and leave through its gate edge into
+the gated channel, so its kept weights lie on input->output walks; backward walks never enter it (the
+gate scales a channel, it is not that channel's source).  On pai's own models none of these edges occur
+and the walk is unchanged.
+
 Count.  Default as the official loop ``while sum(masks) < T`` with ``T = int(density * N)``: walks run
 until the kept count first reaches ``T``, and the last walk's overshoot (at most L-1 weights) is kept.
 ``exact_count=True`` keeps exactly ``round(density * N)``.  Reason: equal-density comparisons without
@@ -99,7 +113,10 @@ def _row_table(p: torch.Tensor) -> torch.Tensor:
 
 class _Layer:
     def __init__(self, node, weight: torch.Tensor, weighting: str, kernel_conserved: bool):
-        w = weight.detach().abs().to(torch.float64).reshape(node.out_units, node.in_units, -1)
+        # a grouped conv: input unit j reaches only the out_pg outputs of its group (block-diagonal K)
+        self.groups = node.groups
+        self.n_loc, self.out_pg = node.in_units // node.groups, node.out_units // node.groups
+        w = weight.detach().abs().to(torch.float64).reshape(node.out_units, self.n_loc, -1)
         if weighting == "uniform":
             w = torch.ones_like(w)
         elif weighting == "inverse":
@@ -108,21 +125,35 @@ class _Layer:
             w = w * w
         self.node, self.n_in, self.n_out, self.kk = node, node.in_units, node.out_units, w.shape[-1]
         kernel = w.sum(-1)
-        self.fwd = _row_table(kernel.t().contiguous())  # row j: next output unit
-        self.bwd = _row_table(kernel)  # row i: previous input unit
+        if self.groups == 1:
+            self.fwd = _row_table(kernel.t().contiguous())  # row j: next output unit
+        else:  # row j (global input): the outputs of j's group
+            self.fwd = _row_table(kernel.view(self.groups, self.out_pg, self.n_loc).permute(0, 2, 1)
+                                  .reshape(self.n_in, self.out_pg))
+        self.bwd = _row_table(kernel)  # row i: previous input unit (local to i's group)
         self.pos = None if self.kk == 1 or kernel_conserved else _cdf(w.reshape(-1, self.kk)).float()
         self.unit = self.kk if kernel_conserved else 1  # weights enabled per new index
         # forward / backward moves: non-skip edges (identity shortcuts are not walked)
-        self.succ = [(e.dst, e.flatten) for e in node.succs if not e.skip] or \
-            [(e.dst, e.flatten) for e in node.succs]
-        self.pred = [(e.src, e.flatten) for e in node.preds if not e.skip] or \
-            [(e.src, e.flatten) for e in node.preds]
+        # gate edges (a squeeze-and-excitation branch's output) are walked forward, not backward
+        self.succ = [_move(e.dst, e) for e in node.succs if not e.skip] or [_move(e.dst, e) for e in node.succs]
+        self.pred = [_move(e.src, e) for e in node.preds if not e.skip and not e.gate] or \
+            [_move(e.src, e) for e in node.preds if not e.skip] or [_move(e.src, e) for e in node.preds]
         self.jump: List[int] = []  # walk="official": shortcuts a forward walk may jump into (_official_jumps)
 
     def draw(self, table: torch.Tensor, rows: torch.Tensor, n_cols: int, g) -> torch.Tensor:
         r = torch.rand(rows.shape, generator=g, dtype=torch.float64, device=rows.device)
         idx = torch.searchsorted(table, rows.to(torch.float64) + r, right=True)
         return (idx - rows * n_cols).clamp_(0, n_cols - 1)
+
+    def forward_units(self, units: torch.Tensor, g) -> torch.Tensor:
+        """Output unit of a forward hop from input ``units`` (within their group)."""
+        local = self.draw(self.fwd, units, self.out_pg, g)
+        return local if self.groups == 1 else torch.div(units, self.n_loc, rounding_mode="floor") * self.out_pg + local
+
+    def backward_units(self, units: torch.Tensor, g) -> torch.Tensor:
+        """Input unit of a backward hop from output ``units`` (within their group)."""
+        local = self.draw(self.bwd, units, self.n_loc, g)
+        return local if self.groups == 1 else torch.div(units, self.out_pg, rounding_mode="floor") * self.n_loc + local
 
     def index(self, kernel: torch.Tensor, g) -> torch.Tensor:
         """Index into ``first``: the kernel, or one weight in it drawn with probability |w| / K."""
@@ -133,16 +164,62 @@ class _Layer:
         return kernel * self.kk + pos
 
 
+def _move(layer: int, e):
+    """A walk move along edge ``e`` to ``layer``: ``(layer, flatten, unit map)``; the map (None: plain) is
+    ``(units, order, sorted units)`` of :attr:`pai.graph.Edge.units` for forward lookups."""
+    if e.units is None:
+        return layer, e.flatten, None
+    order = torch.argsort(e.units, stable=True)
+    return layer, e.flatten, (e.units, order, e.units[order].contiguous())
+
+
 def _route(moves, units, wids, queue, g, forward: bool) -> None:
     """Send each walk along one of ``moves`` (uniformly), mapping units through flatten edges."""
+    if any(mp is not None for _, _, mp in moves):
+        return _route_mapped(moves, units, wids, queue, g, forward)
     pick = torch.randint(len(moves), units.shape, generator=g, device=units.device) if len(moves) > 1 else None
-    for m, (layer, f) in enumerate(moves):
+    for m, (layer, f, _) in enumerate(moves):
         sel = slice(None) if pick is None else pick == m
         if layer == OUTPUT or layer == INPUT:  # both are -1: the walk has ended
             continue
         u, w = units[sel], wids[sel]
         if f > 1:
             u = u * f + torch.randint(f, u.shape, generator=g, device=u.device) if forward else u // f
+        queue[layer].append((u, w))
+
+
+def _route_mapped(moves, units, wids, queue, g, forward: bool) -> None:
+    """:func:`_route` where some edge maps units (concatenation, chunk, channel shuffle): each walk takes
+    one of the moves that carry its unit, uniformly; a walk no move carries ends."""
+    dev = units.device
+    found = []
+    for layer, f, mp in moves:
+        if mp is None or layer == OUTPUT:
+            found.append((torch.ones_like(units, dtype=torch.bool), None, None))
+        elif forward:  # consumer units holding producer unit u: a run of the sorted map
+            vals, order, sorted_units = mp[0].to(dev), mp[1].to(dev), mp[2].to(dev)
+            lo = torch.searchsorted(sorted_units, units)
+            hi = torch.searchsorted(sorted_units, units, right=True)
+            found.append((hi > lo, lo, hi))
+        else:
+            vals = mp[0].to(dev)
+            found.append((vals[units] >= 0, None, None))
+    acc = torch.stack([a for a, _, _ in found])
+    k = (torch.rand(units.shape, generator=g, dtype=torch.float64, device=dev) * acc.sum(0)).long()
+    choose = acc & (acc.long().cumsum(0) - 1 == k[None])
+    for (layer, f, mp), (_, lo, hi), sel in zip(moves, found, choose):
+        if layer == OUTPUT or layer == INPUT or not bool(sel.any()):
+            continue
+        u, w = units[sel], wids[sel]
+        if mp is None:
+            if f > 1:
+                u = u * f + torch.randint(f, u.shape, generator=g, device=dev) if forward else u // f
+        elif forward:
+            lo, hi = lo[sel], hi[sel]
+            pos = lo + (torch.rand(u.shape, generator=g, dtype=torch.float64, device=dev) * (hi - lo)).long()
+            u = mp[1].to(dev)[pos]
+        else:
+            u = mp[0].to(dev)[u]
         queue[layer].append((u, w))
 
 
@@ -155,10 +232,11 @@ def _official_jumps(graph, layers: List["_Layer"]) -> None:
             continue
         for e in s.preds:
             p = graph[e.src] if e.src != INPUT else None
-            if e.skip or p is None or p.is_shortcut or p.in_units != s.in_units or e.flatten != 1:
+            if e.skip or p is None or p.is_shortcut or p.in_units != s.in_units or e.flatten != 1 \
+                    or e.units is not None or e.gate or p.groups != 1:
                 continue
             layers[p.index].jump.append(s.index)
-            layers[p.index].succ = [(d, f) for d, f in layers[p.index].succ if d != s.index]
+            layers[p.index].succ = [m for m in layers[p.index].succ if m[0] != s.index]
 
 
 def _start(targets, k, wids, queue, g, n_units) -> None:
@@ -178,10 +256,10 @@ def _walk_batch(layers: List["_Layer"], first, w0: int, n_pairs: int, g):
         wids = 2 * k + (0 if forward else 1)
         queue: Dict[int, list] = {i: [] for i in range(len(layers))}
         if forward:  # a flattened first layer starts at its input features, a conv at its channels
-            starts = [i for i, l in enumerate(layers) if any(s == INPUT for s, _ in l.pred)]
+            starts = [i for i, l in enumerate(layers) if any(m[0] == INPUT for m in l.pred)]
             _start(starts, k, wids, queue, g, lambda i: layers[i].n_in)
         else:
-            ends = [i for i, l in enumerate(layers) if any(d == OUTPUT for d, _ in l.succ)]
+            ends = [i for i, l in enumerate(layers) if any(m[0] == OUTPUT for m in l.succ)]
             _start(ends, k, wids, queue, g, lambda i: layers[i].n_out)
         for i in (range(len(layers)) if forward else reversed(range(len(layers)))):
             if not queue[i]:
@@ -190,13 +268,13 @@ def _walk_batch(layers: List["_Layer"], first, w0: int, n_pairs: int, g):
             units, w = (torch.cat(t) for t in zip(*queue[i]))
             if forward and lay.jump:  # the official code's jump into the next block's shortcut
                 hop = torch.rand(units.shape, generator=g, device=dev) < 0.5
-                _route([(j, 1) for j in lay.jump], units[hop], w[hop], queue, g, True)
+                _route([(j, 1, None) for j in lay.jump], units[hop], w[hop], queue, g, True)
                 units, w = units[~hop], w[~hop]
             if forward:
-                out_u, in_u = lay.draw(lay.fwd, units, lay.n_out, g), units
+                out_u, in_u = lay.forward_units(units, g), units
             else:
-                out_u, in_u = units, lay.draw(lay.bwd, units, lay.n_in, g)
-            idx = lay.index(out_u * lay.n_in + in_u, g)
+                out_u, in_u = units, lay.backward_units(units, g)
+            idx = lay.index(out_u * lay.n_loc + (in_u if lay.groups == 1 else in_u % lay.n_loc), g)
             first[i].scatter_reduce_(0, idx, w, reduce="amin")
             visits.append((i, idx, w))
             _route(lay.succ if forward else lay.pred, out_u if forward else in_u, w, queue, g, forward)
@@ -232,12 +310,12 @@ def phew(model, density: float, *, seed: int, data=None, walk: str = "official",
         _official_jumps(graph, layers)
     dev = params[graph[0].name].device
     g = torch_generator(seed, dev)
-    first = [torch.full((l.n_out * l.n_in * (l.kk // l.unit),), NEVER, dtype=torch.int64, device=dev)
+    first = [torch.full((l.n_out * l.n_loc * (l.kk // l.unit),), NEVER, dtype=torch.int64, device=dev)
              for l in layers]
     if nested_from is not None:
         check_mask(model, nested_from)
         for l, f in zip(layers, first):
-            m = nested_from[l.node.name].to(dev).reshape(l.n_out * l.n_in, -1)
+            m = nested_from[l.node.name].to(dev).reshape(l.n_out * l.n_loc, -1)
             f[(m.any(1) if kernel_conserved else m.reshape(-1))] = -1
     kept = sum(int((f < 0).sum()) * l.unit for l, f in zip(layers, first))
     if kept > target:
@@ -310,12 +388,15 @@ def _trim(layers, first_w, excess: int) -> None:
     while excess > 0:
         best = None
         for li, (l, f) in enumerate(zip(layers, first_w)):
-            fk = f.view(l.n_out, l.n_in, l.kk)
+            fk = f.view(l.n_out, l.n_loc, l.kk)
             count = (fk != NEVER).sum(-1)
             on = count > 0
+            # kept kernels out of each input channel (a grouped conv: counted within the input's group)
+            outs = on.sum(0, keepdim=True) if l.groups == 1 else \
+                on.view(l.groups, l.out_pg, l.n_loc).sum(1, keepdim=True).expand(-1, l.out_pg, -1).reshape(on.shape)
             newest = torch.where(fk != NEVER, fk, torch.full_like(fk, -2)).amax(-1)
             nested = torch.where(fk != NEVER, fk, torch.zeros_like(fk)).amin(-1) < 0
-            ok = on & ~nested & (count <= excess) & (on.sum(1, keepdim=True) >= 2) & (on.sum(0, keepdim=True) >= 2)
+            ok = on & ~nested & (count <= excess) & (on.sum(1, keepdim=True) >= 2) & (outs >= 2)
             if ok.any():
                 score = torch.where(ok, newest, torch.full_like(newest, -3))
                 k = int(score.argmax())
