@@ -199,3 +199,59 @@ def test_layerwise_rule_on_hand_written_scores(monkeypatch):
     for k, i in expected_source.items():
         assert torch.equal(res.mask[k], seen[i][k]) and res.scores[k] == table[k][i]
     assert res.reference_scores == {k: v[0] for k, v in table.items()}
+
+
+# ---- pinned selections ---------------------------------------------------------------------------------
+# The masks the search selected on a small conv net before the scoring was made lazy and faster; any change
+# to how candidates are drawn, scored or compared that alters a selection fails here (sha256 of the layer
+# names, the mask bits and the per-layer source candidate).
+
+def convnet(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, 10))
+
+
+def conv_data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return SimpleNamespace(x_train=torch.randn(n, 3, 8, 8, generator=g), y_train=torch.randint(0, 10, (n,), generator=g),
+                           num_classes=10)
+
+
+def selection_hash(mask, source=None):
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(mask):
+        h.update(k.encode())
+        h.update(mask[k].detach().cpu().bool().numpy().tobytes())
+        if source is not None:
+            h.update(str(source[k]).encode())
+    return h.hexdigest()[:16]
+
+
+PINNED = {
+    ("layerwise", "random-erk", 0): "9609f11e46f65300",
+    ("layerwise", "random-erk", 1): "1fd830097e2b8643",
+    ("layerwise", "random", 3): "fb217e923ab546ea",
+    ("layerwise", "magnitude", 0): "bb70e8b22d0e148e",
+    ("global", "random-erk", 0): "83bdfcdee0774efd",
+}
+
+
+@pytest.mark.parametrize("select,generator,seed", list(PINNED))
+def test_pinned_selections_are_unchanged(select, generator, seed):
+    drift = None if generator == "magnitude" else 0.01  # unbounded: the global threshold's layers swap too
+    res = S.search(convnet(seed), 0.1, seed=seed, generator=generator, candidates=16, select=select,
+                   max_density_drift=drift)
+    assert selection_hash(res.mask, res.source) == PINNED[(select, generator, seed)]
+
+
+PINNED_PEGS = "b72eee3f931761da"
+
+
+def test_pinned_pegs_selection_is_unchanged():
+    mask = get("pegs")(convnet(2), 0.1, seed=2, data=conv_data(), candidates=12, pretrain_iterations=5,
+                       pretrain_batch_size=16)
+    assert selection_hash(mask) == PINNED_PEGS
