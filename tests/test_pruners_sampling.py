@@ -188,10 +188,14 @@ def test_layerwise_rule_on_hand_written_scores(monkeypatch):
     expected_source = {"0.weight": 3, "2.weight": 4, "4.weight": 4}
     seen = []
 
-    def scripted(weights, mask):
+    class Scripted(dict):
+        def imdb_r(self, k):
+            return self[k][1]
+
+    def scripted(weights, mask, lazy=False):
         i = len(seen)
         seen.append({k: m.clone() for k, m in mask.items()})
-        return {k: table[k][i] for k in weights}
+        return Scripted({k: table[k][i] for k in weights})
 
     monkeypatch.setattr(S, "network_scores", scripted)
     res = S.search(mlp(), DENSITY, seed=2, generator="random", candidates=4, max_density_drift=None)
@@ -255,3 +259,19 @@ def test_pinned_pegs_selection_is_unchanged():
     mask = get("pegs")(convnet(2), 0.1, seed=2, data=conv_data(), candidates=12, pretrain_iterations=5,
                        pretrain_batch_size=16)
     assert selection_hash(mask) == PINNED_PEGS
+
+
+def test_imdb_r_alone_equals_the_full_score_bit_for_bit():
+    # the layerwise rule reads IMDB_r from the cheap path and the norm from the full one: they must agree
+    model = convnet(4)
+    w = weights(model)
+    with torch.no_grad():
+        w["4.weight"].view(-1)[:200] = 0.0  # kept weights that are exactly zero stay edges in both paths
+    for seed in range(3):
+        mask = prune(model, "random-erk", 0.1, seed=seed)
+        lazy = S.network_scores(w, mask, lazy=True)
+        full = S.network_scores(w, mask)
+        assert isinstance(lazy, S.LazyScores) and not lazy._full
+        for k in w:
+            assert lazy.imdb_r(k) == full[k][1] == S.layer_imdb_r(mask[k])
+        assert dict(lazy) == full

@@ -117,17 +117,19 @@ def _binary(S: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def layer_spectrum(S: sp.csr_matrix, weighted: bool = True, only_valid: Optional[str] = None,
-                   classes: bool = True) -> LayerSpectrum:
+                   classes: bool = True, whole: bool = True) -> LayerSpectrum:
     """Spectra of one layer from its sparse biadjacency ``S`` (pattern = mask, values ``|w*m|``).
 
     ``only_valid=rule`` skips every eigen-solve the rule would discard (NaN there): what makes a
     PAGS candidate cheap.  Classes are those valid under ``neurips`` (they contain ``iclr``'s).
+    ``whole=False`` skips the whole layer's solves (its sigmas are NaN): with ``weighted=False`` that
+    leaves exactly what IMDB_r reads, the same values as the full call.
     """
     S = sp.csr_matrix(S)
     P = _binary(S)
     g = graph_stats(S)
     nan2 = (NAN, NAN)
-    full = only_valid is None or g.valid(only_valid, True)
+    full = whole and (only_valid is None or g.valid(only_valid, True))
     s_bin = tuple(top_sv_csr(P, 2)) if full and g.edges else ((0.0, 0.0) if full else nan2)
     s_abs = tuple(top_sv_csr(abs(S), 2)) if full and weighted and g.edges else nan2
     out = []

@@ -117,7 +117,56 @@ def _spectrum_fns():
     return full_spectrum, full_spectrum_norm
 
 
-def network_scores(weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> Dict[str, Scores]:
+def layer_imdb_r(mask: torch.Tensor) -> float:
+    """``IMDB_r`` of one layer alone, NaN/inf mapped to 0: equal, bit for bit, to ``layer_scores(w, mask)[1]``.
+
+    IMDB_r reads only the mask's degree classes and their binary ``sigma_2``, so the weights, the whole
+    layer's solves and the weighted class solves (about half of a layer's eigen-solves) are skipped; the
+    classes and their solves are the same calls on the same matrices as in the full score.
+    """
+    from ..metrics.bipartite import unrolled_csr
+    from ..metrics.ramanujan import imdb, layer_spectrum
+
+    ls = layer_spectrum(unrolled_csr(None, mask), weighted=False, only_valid="neurips", whole=False)
+    return _finite(imdb(ls, "neurips", normalized=False))
+
+
+class LazyScores(Mapping):
+    """``{layer: (‖v‖₂, IMDB_r)}`` of one mask, each layer scored on first access (then cached);
+    :meth:`imdb_r` gives IMDB_r alone at about half the cost.  The layerwise rule reads IMDB_r first
+    and the norm only when IMDB_r passes, so most candidate layers are never fully scored."""
+
+    def __init__(self, weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]):
+        self.weights, self.mask = weights, mask
+        self._full: Dict[str, Scores] = {}
+        self._imdb_r: Dict[str, float] = {}
+
+    def __getitem__(self, k: str) -> Scores:
+        if k not in self._full:
+            with _one_blas_thread():
+                self._full[k] = layer_scores(self.weights[k], self.mask[k])
+        return self._full[k]
+
+    def imdb_r(self, k: str) -> float:
+        if k in self._full:
+            return self._full[k][1]
+        if k not in self._imdb_r:
+            with _one_blas_thread():
+                self._imdb_r[k] = layer_imdb_r(self.mask[k])
+        return self._imdb_r[k]
+
+    def __iter__(self):
+        return iter(self.weights)
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+
+def network_scores(weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor],
+                   lazy: bool = False) -> Mapping[str, Scores]:
+    """Every layer's ``(‖v‖₂, IMDB_r)``; ``lazy=True``: a :class:`LazyScores` that scores on demand."""
+    if lazy:
+        return LazyScores(weights, mask)
     with _one_blas_thread():
         return {k: layer_scores(weights[k], mask[k]) for k in weights}
 
@@ -220,7 +269,7 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
             if i == 1 and not noise and masks_equal(mask, best):
                 warnings.warn(f"pags: generator {generator!r} gave the reference mask again with another "
                               "seed; it looks deterministic, pass noise=True to perturb the weights")
-            cand = network_scores(weights, mask)
+            cand = network_scores(weights, mask, lazy=select == "layerwise")
             if select == "global":
                 totals.append(sum(c[0] for c in cand.values()))
                 if totals[-1] > max(totals[:-1]):
@@ -231,7 +280,8 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
                     n = int(mask[k].sum())
                     if slack is not None and abs(total - kept[k] + n - kept_ref) > slack:
                         continue
-                    if dominates(cand[k], scores[k]):
+                    # dominates() with its IMDB_r test first: a layer that fails it is never fully scored
+                    if cand.imdb_r(k) >= scores[k][1] and dominates(cand[k], scores[k]):
                         best[k], scores[k], source[k] = mask[k], cand[k], i
                         total += n - kept[k]
                         kept[k] = n
