@@ -54,14 +54,28 @@ def _start_vector(n: int) -> np.ndarray:
     return np.random.default_rng(_START_SEED).standard_normal(n)
 
 
+_LIMITED = 0  # depth of nested single_thread_blas contexts: only the outermost one sets the limit
+
+
+@contextlib.contextmanager
 def single_thread_blas():
     """Context running BLAS/LAPACK on one thread.
 
     The Grams are at most ``DENSE_LIMIT`` wide: threads buy little there, and on a busy machine
     OpenBLAS's spinning threads made ResNet-18's full spectrum 20-30x slower (measured: 36-68 s
-    instead of 1.9 s with 2 cores shared by other jobs).
+    instead of 1.9 s with 2 cores shared by other jobs).  Nested uses cost nothing (setting the limit
+    takes ~0.2 ms, and a PAGS candidate makes hundreds of solves inside one outer context).
     """
-    return _POOLS.limit(limits=1, user_api="blas") if _POOLS is not None else contextlib.nullcontext()
+    global _LIMITED
+    if _LIMITED or _POOLS is None:
+        yield
+        return
+    with _POOLS.limit(limits=1, user_api="blas"):
+        _LIMITED += 1
+        try:
+            yield
+        finally:
+            _LIMITED -= 1
 
 
 def gram_top_eigenvalues(G, k: int = 2) -> np.ndarray:

@@ -58,7 +58,6 @@ Deviations from the dev code, and why:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import sys
@@ -176,14 +175,19 @@ def _one_blas_thread():
 
     The metrics solve hundreds of <= 512x512 eigenproblems per mask, where threads gain nothing;
     on a busy 2-core box a multi-threaded OpenBLAS thrashed (ResNet-18: 34-49 s per mask instead
-    of ~0.5 s CPU).  threadpoolctl limits only libraries already loaded, hence the import first.
+    of ~0.5 s CPU).  The metrics' own controller (:func:`pai.metrics.linalg.single_thread_blas`) is
+    created once, after scipy's LAPACK is loaded; a fresh ``threadpool_limits`` scans the loaded
+    libraries each time (~8 ms, paid per scored layer before).
     """
     _spectrum_fns()  # loads scipy's LAPACK
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it the environment's settings apply
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from ..metrics.linalg import single_thread_blas
+
+    return single_thread_blas()
+
+
+def _count(m: torch.Tensor) -> int:
+    """Kept entries of a bool mask (numpy on the CPU: a bool ``sum()`` is ~20x slower there)."""
+    return int(np.count_nonzero(m.numpy())) if m.device.type == "cpu" else int(torch.count_nonzero(m))
 
 
 def _finite(x) -> float:
@@ -258,7 +262,7 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     ref_scores = network_scores(weights, best)
     scores, source = dict(ref_scores), {k: 0 for k in weights}
     kept_ref = num_kept(best)
-    kept = {k: int(m.sum()) for k, m in best.items()}
+    kept = {k: _count(m) for k, m in best.items()}
     slack = None if max_density_drift is None else max_density_drift * kept_ref
     totals = [sum(s[0] for s in ref_scores.values())]
     seeds = [candidate_seed(seed, i) for i in range(1, candidates + 1)]
@@ -277,7 +281,7 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
             else:
                 total = sum(kept.values())
                 for k in weights:
-                    n = int(mask[k].sum())
+                    n = _count(mask[k])
                     if slack is not None and abs(total - kept[k] + n - kept_ref) > slack:
                         continue
                     # dominates() with its IMDB_r test first: a layer that fails it is never fully scored
