@@ -189,8 +189,8 @@ def test_layerwise_rule_on_hand_written_scores(monkeypatch):
     seen = []
 
     class Scripted(dict):
-        def imdb_r(self, k):
-            return self[k][1]
+        def imdb_r_at_least(self, k, threshold):
+            return self[k][1] >= threshold
 
     def scripted(weights, mask, lazy=False):
         i = len(seen)

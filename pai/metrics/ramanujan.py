@@ -41,7 +41,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from .linalg import Matrix, as_csr, top_sv_csr
+from .linalg import Matrix, as_csr, top_sv_csr, top_sv_lower_bounds
 
 RULES = ("iclr", "neurips")
 MIN_CLASS = {"iclr": 3, "neurips": 2}
@@ -134,21 +134,63 @@ def layer_spectrum(S: sp.csr_matrix, weighted: bool = True, only_valid: Optional
     s_abs = tuple(top_sv_csr(abs(S), 2)) if full and weighted and g.edges else nan2
     out = []
     if classes and g.edges:
-        deg = np.diff(S.indptr)
-        order = np.argsort(deg, kind="stable")
-        values, starts, counts = np.unique(deg[order], return_index=True, return_counts=True)
-        for d, s, c in zip(values.tolist(), starts.tolist(), counts.tolist()):
-            if d < 3 or c < MIN_CLASS["neurips"]:
-                continue
-            sub = S[order[s:s + c]]
-            gs = graph_stats(sub)
-            if not gs.valid("neurips", False) or (only_valid and not _class_ok(gs, c, only_valid)):
-                continue
+        for d, sub, gs in _degree_classes(S, only_valid):
             b2 = top_sv_csr(_binary(sub), 2)[1]
             a1, a2 = top_sv_csr(abs(sub), 2) if weighted else nan2
             out.append(ClassSpectrum(d, gs, float(b2), float(a1), float(a2)))
     return LayerSpectrum(tuple(S.shape), g, float(s_bin[0]), float(s_bin[1]),
                          float(s_abs[0]), float(s_abs[1]), tuple(out))
+
+
+def _degree_classes(S: sp.csr_matrix, only_valid: Optional[str]):
+    """``(d, rows of S with left degree d, their Graph)`` for every class valid under ``neurips`` (and
+    ``only_valid``), in increasing ``d``."""
+    deg = np.diff(S.indptr)
+    order = np.argsort(deg, kind="stable")
+    values, starts, counts = np.unique(deg[order], return_index=True, return_counts=True)
+    for d, s, c in zip(values.tolist(), starts.tolist(), counts.tolist()):
+        if d < 3 or c < MIN_CLASS["neurips"]:
+            continue
+        sub = S[order[s:s + c]]
+        gs = graph_stats(sub)
+        if not gs.valid("neurips", False) or (only_valid and not _class_ok(gs, c, only_valid)):
+            continue
+        yield d, sub, gs
+
+
+IMDB_BOUND_MARGIN = 1e-9  # relative slack of imdb_upper_bound, far above any rounding of either path
+
+
+def imdb_upper_bound(S: sp.csr_matrix, rule: str = "neurips", normalized: Optional[bool] = None,
+                     exact_up_to: int = 64, steps: int = 24) -> float:
+    """A number ``>=`` :func:`imdb` of ``layer_spectrum(S)`` (NaN when that is NaN), without the large solves.
+
+    Each valid class's ``sigma_2`` enters IMDB with a minus sign, so a lower bound of it bounds IMDB from
+    above.  Classes whose Gram side is at most ``exact_up_to`` get the exact value (the same call as
+    :func:`layer_spectrum`); larger ones the Rayleigh-Ritz bound of
+    :func:`pai.metrics.linalg.top_sv_lower_bounds` (``steps`` Lanczos vectors), valid whatever the
+    convergence.  The result is raised by ``IMDB_BOUND_MARGIN`` relative to the sum of the class terms'
+    sizes, which covers the rounding of both computations.  Used to reject a PAGS candidate layer whose
+    IMDB_r cannot reach the current best's without computing it.
+    """
+    normalized = (rule == "iclr") if normalized is None else normalized
+    S = sp.csr_matrix(S)
+    vals, size = [], 0.0
+    if S.nnz:
+        for d, sub, gs in _degree_classes(S, _check_rule(rule)):
+            P = _binary(sub)
+            if min(gs.n_left, gs.n_right) <= exact_up_to:
+                low = float(top_sv_csr(P, 2)[1])
+            else:
+                low = float(top_sv_lower_bounds(P, 2, steps)[1])
+            ub = gs.ub
+            v = (ub - low) / ub if normalized else ub - low
+            factor = gs.cheeger if rule == "neurips" else 1.0
+            vals.append(v * factor)
+            size += (abs(ub) + abs(low)) * factor / (ub if normalized else 1.0)
+    if not vals:
+        return NAN
+    return float(np.mean(vals)) + IMDB_BOUND_MARGIN * (1.0 + size / len(vals))
 
 
 def _class_ok(g: Graph, count: int, rule: str) -> bool:
