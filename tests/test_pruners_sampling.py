@@ -275,3 +275,52 @@ def test_imdb_r_alone_equals_the_full_score_bit_for_bit():
         for k in w:
             assert lazy.imdb_r(k) == full[k][1] == S.layer_imdb_r(mask[k])
         assert dict(lazy) == full
+
+
+def _bound_cases():
+    g = torch.Generator().manual_seed(0)
+    for density in (0.02, 0.05, 0.2):
+        yield (torch.rand(128, 64, 3, 3, generator=g) < density)  # Gram sides up to 128: the Lanczos path
+    block = torch.rand(16, 40, generator=g) < 0.15
+    yield torch.block_diag(block, block, block).bool()  # three isomorphic components: sigma_1 = sigma_2 = sigma_3
+    yield torch.ones(8, 30, dtype=torch.bool)  # complete bipartite: sigma_2 is exactly 0
+
+
+@pytest.mark.parametrize("exact_up_to,steps", [(64, (12, 24)), (0, (2,)), (0, (5, 40))])
+def test_imdb_upper_bound_never_undercuts_the_exact_imdb(exact_up_to, steps):
+    # the bound decides a rejection on its own, so it must hold however loose (2 Lanczos vectors) or tight
+    from pai.metrics.bipartite import unrolled_csr
+    from pai.metrics.linalg import top_sv_csr, top_sv_lower_bounds
+    from pai.metrics.ramanujan import imdb, imdb_upper_bound, layer_spectrum
+
+    tight = 0
+    for mask in _bound_cases():
+        S = unrolled_csr(None, mask)
+        exact = imdb(layer_spectrum(S, weighted=False, only_valid="neurips", whole=False), "neurips", False)
+        bound = imdb_upper_bound(S, "neurips", False, exact_up_to=exact_up_to, steps=steps)
+        assert bound >= exact, (tuple(mask.shape), bound, exact)
+        tight += bound - exact < 1e-6 * (1 + abs(exact))
+        assert imdb_upper_bound(S, "neurips", False, exact_up_to=exact_up_to, steps=steps, below=-1e9) >= exact
+        low = top_sv_lower_bounds(S, 2, steps[-1])
+        assert (low <= top_sv_csr(S, 2)).all()
+    if steps[-1] >= 24:
+        assert tight >= 3  # and it is tight once converged, else it would never reject anything
+
+
+def test_search_rejects_most_candidate_layers_by_the_bound_alone(monkeypatch):
+    calls = {"bound": 0, "full": 0}
+    bound, full = S.layer_imdb_r_upper, S.layer_scores
+
+    def counted_bound(*a, **k):
+        calls["bound"] += 1
+        return bound(*a, **k)
+
+    def counted_full(*a, **k):
+        calls["full"] += 1
+        return full(*a, **k)
+
+    monkeypatch.setattr(S, "layer_imdb_r_upper", counted_bound)
+    monkeypatch.setattr(S, "layer_scores", counted_full)
+    res = S.search(convnet(0), 0.1, seed=0, candidates=16)
+    assert selection_hash(res.mask, res.source) == PINNED[("layerwise", "random-erk", 0)]
+    assert calls["bound"] > 0 and calls["full"] - 4 < calls["bound"] / 2  # 4 = the reference's layers

@@ -130,12 +130,13 @@ def layer_imdb_r(mask: torch.Tensor) -> float:
     return _finite(imdb(ls, "neurips", normalized=False))
 
 
-def layer_imdb_r_upper(mask: torch.Tensor) -> float:
-    """A number ``>=`` :func:`layer_imdb_r` (:func:`pai.metrics.ramanujan.imdb_upper_bound`; 0 where that is 0)."""
+def layer_imdb_r_upper(mask: torch.Tensor, below: Optional[float] = None) -> float:
+    """A number ``>=`` :func:`layer_imdb_r` (:func:`pai.metrics.ramanujan.imdb_upper_bound`; 0 where that is 0);
+    the tighter stages are skipped once it is under ``below``."""
     from ..metrics.bipartite import unrolled_csr
     from ..metrics.ramanujan import imdb_upper_bound
 
-    return _finite(imdb_upper_bound(unrolled_csr(None, mask), "neurips", normalized=False))
+    return _finite(imdb_upper_bound(unrolled_csr(None, mask), "neurips", normalized=False, below=below))
 
 
 class LazyScores(Mapping):
@@ -167,8 +168,11 @@ class LazyScores(Mapping):
         already below ``threshold`` (the same answer, without the large class solves)."""
         if k not in self._full and k not in self._imdb_r:
             with _one_blas_thread():
-                if layer_imdb_r_upper(self.mask[k]) < threshold:
+                if layer_imdb_r_upper(self.mask[k], below=threshold) < threshold:
                     return False
+            # the bound is tight: a layer it does not reject nearly always passes, and then its norm is
+            # needed too, so score it in full at once rather than IMDB_r first
+            return self[k][1] >= threshold
         return self.imdb_r(k) >= threshold
 
     def __iter__(self):
