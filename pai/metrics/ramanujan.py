@@ -41,7 +41,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .linalg import Matrix, as_csr, top_sv_csr, top_sv_lower_bounds
+from .linalg import Matrix, as_csr, block_top_sv_lower_bounds, top_sv_csr
 
 RULES = ("iclr", "neurips")
 MIN_CLASS = {"iclr": 3, "neurips": 2}
@@ -166,34 +166,69 @@ def imdb_upper_bound(S: sp.csr_matrix, rule: str = "neurips", normalized: Option
     """A number ``>=`` :func:`imdb` of ``layer_spectrum(S)`` (NaN when that is NaN), without the large solves.
 
     Each valid class's ``sigma_2`` enters IMDB with a minus sign, so a lower bound of it bounds IMDB from
-    above.  Classes whose Gram side is at most ``exact_up_to`` get the exact value (the same call as
-    :func:`layer_spectrum`); larger ones the Rayleigh-Ritz bound of
-    :func:`pai.metrics.linalg.top_sv_lower_bounds`, valid whatever the convergence, with ``steps[0]``
-    Lanczos vectors, then (unless the bound is already under ``below``) ``steps[1]`` ... for a tighter
-    one.  The result is raised by ``IMDB_BOUND_MARGIN`` relative to the class terms' sizes, which covers
-    the rounding of both computations.  Used to reject a PAGS candidate layer whose IMDB_r cannot reach
+    above.  Classes of at most ``exact_up_to`` rows get their eigenvalues from one batched dense solve of
+    their row Grams; larger ones the Rayleigh-Ritz bound of :func:`pai.metrics.linalg.top_sv_lower_bounds`,
+    valid whatever the convergence, with ``steps[0]`` Lanczos vectors, then (unless the bound is already
+    under ``below``) ``steps[1]`` ... for a tighter one.  Every eigenvalue is lowered by ``1e-10 lambda_1``
+    and the result raised by ``IMDB_BOUND_MARGIN`` relative to the class terms' sizes, far above the
+    rounding of either computation.  The classes and their validity are those of :func:`layer_spectrum`,
+    computed for all classes at once.  Used to reject a PAGS candidate layer whose IMDB_r cannot reach
     the current best's without computing it.
     """
     normalized = (rule == "iclr") if normalized is None else normalized
+    _check_rule(rule)
     S = sp.csr_matrix(S)
     if not S.nnz:
         return NAN
-    S = _binary(S)  # once: the class rows below are then binary already
-    classes = []  # (ub, factor, exact sigma_2 or None, rows)
-    for d, sub, gs in _degree_classes(S, _check_rule(rule)):
-        exact = float(top_sv_csr(sub, 2)[1]) if min(gs.n_left, gs.n_right) <= exact_up_to else None
-        classes.append((gs.ub, gs.cheeger if rule == "neurips" else 1.0, exact, sub))
+    S = _binary(S)
+    n_rows, n_cols = S.shape
+    deg = np.diff(S.indptr)
+    order = np.argsort(deg, kind="stable")
+    values, starts, counts = np.unique(deg[order], return_index=True, return_counts=True)
+    keep = (values >= 3) & (counts >= MIN_CLASS["neurips"])
+    values, starts, counts = values[keep], starts[keep], counts[keep]
+    if not len(values):
+        return NAN
+    # touched outputs per class, for all classes at once (graph_stats of each class's rows)
+    row_class = np.full(n_rows, -1, dtype=np.int64)
+    for ci, (st, c) in enumerate(zip(starts.tolist(), counts.tolist())):
+        row_class[order[st:st + c]] = ci
+    nz_class = np.repeat(row_class, deg)
+    sel = nz_class >= 0
+    touched = np.unique(nz_class[sel] * n_cols + S.indices[sel]) // n_cols
+    n_right = np.bincount(touched, minlength=len(values))
+    classes = []  # (ub, factor, rows)
+    for ci, (d, st, c) in enumerate(zip(values.tolist(), starts.tolist(), counts.tolist())):
+        e, nr = c * d, int(n_right[ci])
+        gs = Graph(c, nr, e, e / c, e / nr if nr else 0.0)
+        if not gs.valid("neurips", False) or not _class_ok(gs, c, rule):
+            continue
+        classes.append((gs.ub, gs.cheeger if rule == "neurips" else 1.0, order[st:st + c]))
     if not classes:
         return NAN
+    small = [i for i, cl in enumerate(classes) if len(cl[2]) <= exact_up_to]
+    low = {}
+    if small:  # one padded stack of dense row Grams (extra zero eigenvalues do not touch the top two)
+        width = max(len(classes[i][2]) for i in small)
+        D = np.zeros((len(small), width, n_cols))
+        for b, i in enumerate(small):
+            D[b, :len(classes[i][2])] = S[classes[i][2]].toarray()
+        lam = np.linalg.eigvalsh(D @ D.transpose(0, 2, 1))[:, ::-1]
+        lam2 = lam[:, 1] - 1e-10 * np.maximum(lam[:, 0], 0.0) if width > 1 else np.zeros(len(small))
+        for b, i in enumerate(small):
+            low[i] = float(np.sqrt(max(lam2[b], 0.0)))
+    subs = {i: S[cl[2]] for i, cl in enumerate(classes) if i not in low}
     bound = NAN
     for m in steps:
+        if subs:
+            lows = block_top_sv_lower_bounds(list(subs.values()), n_cols, 2, m)[:, 1]
+            low.update(zip(subs, lows.tolist()))
         vals, size = [], 0.0
-        for ub, factor, exact, sub in classes:
-            low = exact if exact is not None else float(top_sv_lower_bounds(sub, 2, m)[1])
-            vals.append(((ub - low) / ub if normalized else ub - low) * factor)
-            size += (abs(ub) + abs(low)) * factor / (ub if normalized else 1.0)
+        for i, (ub, factor, _) in enumerate(classes):
+            vals.append(((ub - low[i]) / ub if normalized else ub - low[i]) * factor)
+            size += (abs(ub) + abs(low[i])) * factor / (ub if normalized else 1.0)
         bound = float(np.mean(vals)) + IMDB_BOUND_MARGIN * (1.0 + size / len(vals))
-        if below is not None and bound < below or all(c[2] is not None for c in classes):
+        if below is not None and bound < below or not subs:
             break
     return bound
 
