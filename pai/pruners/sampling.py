@@ -76,6 +76,7 @@ from ..seed import seed_everything, torch_generator
 
 SELECT = ("layerwise", "global")
 NOISY_GENERATORS = frozenset({"synflow", "synflow-l2", "magnitude"})  # deterministic given the weights
+SHAPE_ONLY = frozenset({"random", "random-erk", "random-er"})  # read the layer shapes only, change nothing
 SELF = frozenset({"pags", "pegs"})
 CANDIDATE_STREAM = 0x9A65  # salts of the seed sub-streams: candidates, their noise, pre-training
 NOISE_STREAM = 0x9A66
@@ -269,10 +270,11 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     work = copy.deepcopy(model)  # generators may touch weights and modes; the caller's model never is
     modes = {name: m.training for name, m in model.named_modules()}
 
-    def run(s: int, opts: Mapping, noisy_seed: Optional[int]) -> Mask:
-        work.load_state_dict(model.state_dict())
-        for name, m in work.named_modules():
-            m.training = modes[name]
+    def run(s: int, opts: Mapping, noisy_seed: Optional[int], fresh: bool = True) -> Mask:
+        if fresh:  # the copy is already the model's state (shape-only generators never touch it)
+            work.load_state_dict(model.state_dict())
+            for name, m in work.named_modules():
+                m.training = modes[name]
         if noisy_seed is not None:
             add_init_noise(work, noisy_seed, noise_scale)
         seed_everything(s)  # as pai.prune does, for generators that use the global RNGs
@@ -290,7 +292,8 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     bar = _progress_bar(candidates, progress, f"pags/{generator}")
     try:
         for i, s in enumerate(seeds, start=1):
-            mask = run(s, cand_opts, candidate_seed(seed, i, NOISE_STREAM) if noise else None)
+            mask = run(s, cand_opts, candidate_seed(seed, i, NOISE_STREAM) if noise else None,
+                       fresh=noise or generator not in SHAPE_ONLY)
             if i == 1 and not noise and masks_equal(mask, best):
                 warnings.warn(f"pags: generator {generator!r} gave the reference mask again with another "
                               "seed; it looks deterministic, pass noise=True to perturb the weights")
