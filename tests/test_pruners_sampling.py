@@ -219,8 +219,8 @@ def convnet(seed=0):
 
 def conv_data(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return SimpleNamespace(x_train=torch.randn(n, 3, 8, 8, generator=g), y_train=torch.randint(0, 10, (n,), generator=g),
-                           num_classes=10)
+    return SimpleNamespace(x_train=torch.randn(n, 3, 8, 8, generator=g),
+                           y_train=torch.randint(0, 10, (n,), generator=g), num_classes=10)
 
 
 def selection_hash(mask, source=None):

@@ -34,9 +34,15 @@ it would take the kept count more than ``max_density_drift`` (relative, default 
 reference's, so ``|kept(result) - kept(reference)| <= max_density_drift * kept(reference)`` always
 holds; ``max_density_drift=None`` is the official unbounded rule (the density is in ``SamplingResult``).
 
-Cost: one generator call plus one full-spectrum scoring per candidate.  ResNet-18 (CIFAR), random-erk,
-density 0.01: ~0.55 s CPU to generate and ~0.5 s CPU to score a mask (one core; OpenBLAS is held to
-one thread while scoring, see :func:`_one_blas_thread`), N=100 took 142 s CPU in all.
+Cost: one generator call per candidate, and as little scoring as the rule allows.  In layerwise mode a
+candidate layer replaces the best one only if its IMDB_r is at least the best's, so each layer is first
+checked against a rigorous upper bound of its IMDB_r (:func:`layer_imdb_r_upper`: Rayleigh-Ritz lower
+bounds of the degree classes' ``sigma_2``, a few batched Lanczos steps, no full eigen-solve); only a
+layer the bound cannot reject is scored exactly, by the same code as before, and compared by the same
+rule.  The bound only ever skips layers the rule would reject, so the selection is the one of scoring
+everything (the tests pin it).  Global mode needs every norm and scores every layer.  ResNet-18
+(torchvision layers, 3x32x32), random-erk, density 0.01, 100 candidates, one thread:
+``python -m pai.bench pags`` (numbers in its docstring).
 
 Deviations from the dev code, and why:
 
