@@ -314,6 +314,9 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
                     n = _count(mask[k])
                     if slack is not None and abs(total - kept[k] + n - kept_ref) > slack:
                         continue
+                    if n == kept[k] == mask[k].numel():  # both dense: the same layer, the same scores (a tie)
+                        best[k], source[k] = mask[k], i
+                        continue
                     # dominates() with its IMDB_r test first: a layer that fails it is never fully scored
                     if cand.imdb_r_at_least(k, scores[k][1]) and dominates(cand[k], scores[k]):
                         best[k], scores[k], source[k] = mask[k], cand[k], i
