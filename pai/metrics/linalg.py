@@ -110,11 +110,11 @@ def _top_sv_csr(S: sp.csr_matrix, k: int) -> np.ndarray:
         except spla.ArpackNoConvergence as err:
             raise RuntimeError(f"ARPACK did not converge on a {n}x{m} biadjacency") from err
         return np.sort(s)[::-1]
-    G = (S @ S.T) if n_rows <= n_cols else (S.T @ S).tocsr()
+    G = ((S @ S.T) if n_rows <= n_cols else (S.T @ S)).toarray()
     keep = G.diagonal() > 0  # isolated nodes only add zero eigenvalues: drop them
     if not keep.all():
         idx = np.nonzero(keep)[0]
-        G = G[idx][:, idx]
+        G = G[np.ix_(idx, idx)]  # dense indexing: the same matrix as sparse slicing, without its overhead
     return np.sqrt(gram_top_eigenvalues(G, k))
 
 
