@@ -17,6 +17,10 @@ labels (its cost does not depend on the pixel values).
 <older commit>``) to time the code before a change on the same machine and see whether it selects the
 same mask; the child uses only ``pai.prune``, ``pai.models.initial_model`` and
 ``pai.pruners.sampling.pretrain_dense``, which older versions have too.
+
+Measured 2026-12-06 on the shared 2-core box (load average 7-14 from other jobs, so wall times are
+several times the CPU times; CPU seconds are the comparable figure), ``resnet18-tv``, 100 candidates:
+PAGS before (commit f0991f7) 104.3 s CPU, after 39.4 s CPU, the same mask (f120e972deacc9c4).
 """
 from __future__ import annotations
 
