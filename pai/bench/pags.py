@@ -20,8 +20,8 @@ same mask; the child uses only ``pai.prune``, ``pai.models.initial_model`` and
 
 Measured 2026-12-06 on the shared 2-core box (load average 4-14 from other jobs, so wall times are
 up to several times the CPU times; CPU seconds are the comparable figure), ``resnet18-tv``, density
-0.01, 100 candidates, one thread: PAGS before (commit f0991f7) 104.3 s CPU (load 13.5), after 31.0 s
-CPU / 49.6 s wall (load 4.1), the same mask (f120e972deacc9c4).  PEGS (``--train-size 16``) after:
+0.01, 100 candidates, one thread: PAGS before (commit f0991f7) 71.4 s CPU / 132.3 s wall (load 3.7;
+104.3 s CPU at load 13.5), after 31.0 s CPU / 49.6 s wall (load 4.1), the same mask (f120e972deacc9c4).  PEGS (``--train-size 16``) after:
 106.1 s CPU, of which the unchanged 500-step dense pre-training 76.1 s and the search 30.0 s.
 """
 from __future__ import annotations
