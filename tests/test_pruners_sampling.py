@@ -188,10 +188,14 @@ def test_layerwise_rule_on_hand_written_scores(monkeypatch):
     expected_source = {"0.weight": 3, "2.weight": 4, "4.weight": 4}
     seen = []
 
-    def scripted(weights, mask):
+    class Scripted(dict):
+        def imdb_r_at_least(self, k, threshold):
+            return self[k][1] >= threshold
+
+    def scripted(weights, mask, lazy=False):
         i = len(seen)
         seen.append({k: m.clone() for k, m in mask.items()})
-        return {k: table[k][i] for k in weights}
+        return Scripted({k: table[k][i] for k in weights})
 
     monkeypatch.setattr(S, "network_scores", scripted)
     res = S.search(mlp(), DENSITY, seed=2, generator="random", candidates=4, max_density_drift=None)
@@ -199,3 +203,124 @@ def test_layerwise_rule_on_hand_written_scores(monkeypatch):
     for k, i in expected_source.items():
         assert torch.equal(res.mask[k], seen[i][k]) and res.scores[k] == table[k][i]
     assert res.reference_scores == {k: v[0] for k, v in table.items()}
+
+
+# ---- pinned selections ---------------------------------------------------------------------------------
+# The masks the search selected on a small conv net before the scoring was made lazy and faster; any change
+# to how candidates are drawn, scored or compared that alters a selection fails here (sha256 of the layer
+# names, the mask bits and the per-layer source candidate).
+
+def convnet(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, 10))
+
+
+def conv_data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return SimpleNamespace(x_train=torch.randn(n, 3, 8, 8, generator=g),
+                           y_train=torch.randint(0, 10, (n,), generator=g), num_classes=10)
+
+
+def selection_hash(mask, source=None):
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(mask):
+        h.update(k.encode())
+        h.update(mask[k].detach().cpu().bool().numpy().tobytes())
+        if source is not None:
+            h.update(str(source[k]).encode())
+    return h.hexdigest()[:16]
+
+
+PINNED = {
+    ("layerwise", "random-erk", 0): "9609f11e46f65300",
+    ("layerwise", "random-erk", 1): "1fd830097e2b8643",
+    ("layerwise", "random", 3): "fb217e923ab546ea",
+    ("layerwise", "magnitude", 0): "bb70e8b22d0e148e",
+    ("global", "random-erk", 0): "83bdfcdee0774efd",
+}
+
+
+@pytest.mark.parametrize("select,generator,seed", list(PINNED))
+def test_pinned_selections_are_unchanged(select, generator, seed):
+    drift = None if generator == "magnitude" else 0.01  # unbounded: the global threshold's layers swap too
+    res = S.search(convnet(seed), 0.1, seed=seed, generator=generator, candidates=16, select=select,
+                   max_density_drift=drift)
+    assert selection_hash(res.mask, res.source) == PINNED[(select, generator, seed)]
+
+
+PINNED_PEGS = "b72eee3f931761da"
+
+
+def test_pinned_pegs_selection_is_unchanged():
+    mask = get("pegs")(convnet(2), 0.1, seed=2, data=conv_data(), candidates=12, pretrain_iterations=5,
+                       pretrain_batch_size=16)
+    assert selection_hash(mask) == PINNED_PEGS
+
+
+def test_imdb_r_alone_equals_the_full_score_bit_for_bit():
+    # the layerwise rule reads IMDB_r from the cheap path and the norm from the full one: they must agree
+    model = convnet(4)
+    w = weights(model)
+    with torch.no_grad():
+        w["4.weight"].view(-1)[:200] = 0.0  # kept weights that are exactly zero stay edges in both paths
+    for seed in range(3):
+        mask = prune(model, "random-erk", 0.1, seed=seed)
+        lazy = S.network_scores(w, mask, lazy=True)
+        full = S.network_scores(w, mask)
+        assert isinstance(lazy, S.LazyScores) and not lazy._full
+        for k in w:
+            assert lazy.imdb_r(k) == full[k][1] == S.layer_imdb_r(mask[k])
+        assert dict(lazy) == full
+
+
+def _bound_cases():
+    g = torch.Generator().manual_seed(0)
+    for density in (0.02, 0.05, 0.2):
+        yield (torch.rand(128, 64, 3, 3, generator=g) < density)  # Gram sides up to 128: the Lanczos path
+    block = torch.rand(16, 40, generator=g) < 0.15
+    yield torch.block_diag(block, block, block).bool()  # three isomorphic components: sigma_1 = sigma_2 = sigma_3
+    yield torch.ones(8, 30, dtype=torch.bool)  # complete bipartite: sigma_2 is exactly 0
+
+
+@pytest.mark.parametrize("exact_up_to,steps", [(64, (12, 24)), (0, (2,)), (0, (5, 40))])
+def test_imdb_upper_bound_never_undercuts_the_exact_imdb(exact_up_to, steps):
+    # the bound decides a rejection on its own, so it must hold however loose (2 Lanczos vectors) or tight
+    from pai.metrics.bipartite import unrolled_csr
+    from pai.metrics.linalg import top_sv_csr, top_sv_lower_bounds
+    from pai.metrics.ramanujan import imdb, imdb_upper_bound, layer_spectrum
+
+    tight = 0
+    for mask in _bound_cases():
+        S = unrolled_csr(None, mask)
+        exact = imdb(layer_spectrum(S, weighted=False, only_valid="neurips", whole=False), "neurips", False)
+        bound = imdb_upper_bound(S, "neurips", False, exact_up_to=exact_up_to, steps=steps)
+        assert bound >= exact, (tuple(mask.shape), bound, exact)
+        tight += bound - exact < 1e-6 * (1 + abs(exact))
+        assert imdb_upper_bound(S, "neurips", False, exact_up_to=exact_up_to, steps=steps, below=-1e9) >= exact
+        low = top_sv_lower_bounds(S, 2, steps[-1])
+        assert (low <= top_sv_csr(S, 2)).all()
+    if steps[-1] >= 24:
+        assert tight >= 3  # and it is tight once converged, else it would never reject anything
+
+
+def test_search_rejects_most_candidate_layers_by_the_bound_alone(monkeypatch):
+    calls = {"bound": 0, "full": 0}
+    bound, full = S.layer_imdb_r_upper, S.layer_scores
+
+    def counted_bound(*a, **k):
+        calls["bound"] += 1
+        return bound(*a, **k)
+
+    def counted_full(*a, **k):
+        calls["full"] += 1
+        return full(*a, **k)
+
+    monkeypatch.setattr(S, "layer_imdb_r_upper", counted_bound)
+    monkeypatch.setattr(S, "layer_scores", counted_full)
+    res = S.search(convnet(0), 0.1, seed=0, candidates=16)
+    assert selection_hash(res.mask, res.source) == PINNED[("layerwise", "random-erk", 0)]
+    assert calls["bound"] > 0 and calls["full"] - 4 < calls["bound"] / 2  # 4 = the reference's layers

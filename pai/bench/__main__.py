@@ -1,10 +1,10 @@
-"""``python -m pai.bench {train,prune,metrics,dst,threads,all} [options]``: each prints a table of figures."""
+"""``python -m pai.bench {train,prune,metrics,dst,threads,pags,all} [options]``: each prints a table of figures."""
 from __future__ import annotations
 
 import importlib
 import sys
 
-SUITES = ("train", "prune", "metrics", "dst", "threads")
+SUITES = ("train", "prune", "metrics", "dst", "threads", "pags")
 
 
 def main(argv=None) -> int:

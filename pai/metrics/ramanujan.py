@@ -36,12 +36,12 @@ Validity and classes use the mask; a kept weight that is exactly zero stays an e
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
-from .linalg import Matrix, as_csr, top_sv_csr
+from .linalg import Matrix, as_csr, block_top_sv_lower_bounds, top_sv_csr
 
 RULES = ("iclr", "neurips")
 MIN_CLASS = {"iclr": 3, "neurips": 2}
@@ -117,36 +117,120 @@ def _binary(S: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def layer_spectrum(S: sp.csr_matrix, weighted: bool = True, only_valid: Optional[str] = None,
-                   classes: bool = True) -> LayerSpectrum:
+                   classes: bool = True, whole: bool = True) -> LayerSpectrum:
     """Spectra of one layer from its sparse biadjacency ``S`` (pattern = mask, values ``|w*m|``).
 
     ``only_valid=rule`` skips every eigen-solve the rule would discard (NaN there): what makes a
     PAGS candidate cheap.  Classes are those valid under ``neurips`` (they contain ``iclr``'s).
+    ``whole=False`` skips the whole layer's solves (its sigmas are NaN): with ``weighted=False`` that
+    leaves exactly what IMDB_r reads, the same values as the full call.
     """
     S = sp.csr_matrix(S)
     P = _binary(S)
     g = graph_stats(S)
     nan2 = (NAN, NAN)
-    full = only_valid is None or g.valid(only_valid, True)
+    full = whole and (only_valid is None or g.valid(only_valid, True))
     s_bin = tuple(top_sv_csr(P, 2)) if full and g.edges else ((0.0, 0.0) if full else nan2)
     s_abs = tuple(top_sv_csr(abs(S), 2)) if full and weighted and g.edges else nan2
     out = []
     if classes and g.edges:
-        deg = np.diff(S.indptr)
-        order = np.argsort(deg, kind="stable")
-        values, starts, counts = np.unique(deg[order], return_index=True, return_counts=True)
-        for d, s, c in zip(values.tolist(), starts.tolist(), counts.tolist()):
-            if d < 3 or c < MIN_CLASS["neurips"]:
-                continue
-            sub = S[order[s:s + c]]
-            gs = graph_stats(sub)
-            if not gs.valid("neurips", False) or (only_valid and not _class_ok(gs, c, only_valid)):
-                continue
+        for d, sub, gs in _degree_classes(S, only_valid):
             b2 = top_sv_csr(_binary(sub), 2)[1]
             a1, a2 = top_sv_csr(abs(sub), 2) if weighted else nan2
             out.append(ClassSpectrum(d, gs, float(b2), float(a1), float(a2)))
     return LayerSpectrum(tuple(S.shape), g, float(s_bin[0]), float(s_bin[1]),
                          float(s_abs[0]), float(s_abs[1]), tuple(out))
+
+
+def _degree_classes(S: sp.csr_matrix, only_valid: Optional[str]):
+    """``(d, rows of S with left degree d, their Graph)`` for every class valid under ``neurips`` (and
+    ``only_valid``), in increasing ``d``."""
+    deg = np.diff(S.indptr)
+    order = np.argsort(deg, kind="stable")
+    values, starts, counts = np.unique(deg[order], return_index=True, return_counts=True)
+    for d, s, c in zip(values.tolist(), starts.tolist(), counts.tolist()):
+        if d < 3 or c < MIN_CLASS["neurips"]:
+            continue
+        sub = S[order[s:s + c]]
+        gs = graph_stats(sub)
+        if not gs.valid("neurips", False) or (only_valid and not _class_ok(gs, c, only_valid)):
+            continue
+        yield d, sub, gs
+
+
+IMDB_BOUND_MARGIN = 1e-9  # relative slack of imdb_upper_bound, far above any rounding of either path
+
+
+def imdb_upper_bound(S: sp.csr_matrix, rule: str = "neurips", normalized: Optional[bool] = None,
+                     exact_up_to: int = 64, steps: Sequence[int] = (12, 24), below: Optional[float] = None) -> float:
+    """A number ``>=`` :func:`imdb` of ``layer_spectrum(S)`` (NaN when that is NaN), without the large solves.
+
+    Each valid class's ``sigma_2`` enters IMDB with a minus sign, so a lower bound of it bounds IMDB from
+    above.  Classes of at most ``exact_up_to`` rows get their eigenvalues from one batched dense solve of
+    their row Grams; larger ones the Rayleigh-Ritz bound of :func:`pai.metrics.linalg.top_sv_lower_bounds`,
+    valid whatever the convergence, with ``steps[0]`` Lanczos vectors, then (unless the bound is already
+    under ``below``) ``steps[1]`` ... for a tighter one.  Every eigenvalue is lowered by ``1e-10 lambda_1``
+    and the result raised by ``IMDB_BOUND_MARGIN`` relative to the class terms' sizes, far above the
+    rounding of either computation.  The classes and their validity are those of :func:`layer_spectrum`,
+    computed for all classes at once.  Used to reject a PAGS candidate layer whose IMDB_r cannot reach
+    the current best's without computing it.
+    """
+    normalized = (rule == "iclr") if normalized is None else normalized
+    _check_rule(rule)
+    S = sp.csr_matrix(S)
+    if not S.nnz:
+        return NAN
+    S = _binary(S)
+    n_rows, n_cols = S.shape
+    deg = np.diff(S.indptr)
+    order = np.argsort(deg, kind="stable")
+    values, starts, counts = np.unique(deg[order], return_index=True, return_counts=True)
+    keep = (values >= 3) & (counts >= MIN_CLASS["neurips"])
+    values, starts, counts = values[keep], starts[keep], counts[keep]
+    if not len(values):
+        return NAN
+    # touched outputs per class, for all classes at once (graph_stats of each class's rows)
+    row_class = np.full(n_rows, -1, dtype=np.int64)
+    for ci, (st, c) in enumerate(zip(starts.tolist(), counts.tolist())):
+        row_class[order[st:st + c]] = ci
+    nz_class = np.repeat(row_class, deg)
+    sel = nz_class >= 0
+    touched = np.unique(nz_class[sel] * n_cols + S.indices[sel]) // n_cols
+    n_right = np.bincount(touched, minlength=len(values))
+    classes = []  # (ub, factor, rows)
+    for ci, (d, st, c) in enumerate(zip(values.tolist(), starts.tolist(), counts.tolist())):
+        e, nr = c * d, int(n_right[ci])
+        gs = Graph(c, nr, e, e / c, e / nr if nr else 0.0)
+        if not gs.valid("neurips", False) or not _class_ok(gs, c, rule):
+            continue
+        classes.append((gs.ub, gs.cheeger if rule == "neurips" else 1.0, order[st:st + c]))
+    if not classes:
+        return NAN
+    small = [i for i, cl in enumerate(classes) if len(cl[2]) <= exact_up_to]
+    low = {}
+    if small:  # one padded stack of dense row Grams (extra zero eigenvalues do not touch the top two)
+        width = max(len(classes[i][2]) for i in small)
+        D = np.zeros((len(small), width, n_cols))
+        for b, i in enumerate(small):
+            D[b, :len(classes[i][2])] = S[classes[i][2]].toarray()
+        lam = np.linalg.eigvalsh(D @ D.transpose(0, 2, 1))[:, ::-1]
+        lam2 = lam[:, 1] - 1e-10 * np.maximum(lam[:, 0], 0.0) if width > 1 else np.zeros(len(small))
+        for b, i in enumerate(small):
+            low[i] = float(np.sqrt(max(lam2[b], 0.0)))
+    subs = {i: S[cl[2]] for i, cl in enumerate(classes) if i not in low}
+    bound = NAN
+    for m in steps:
+        if subs:
+            lows = block_top_sv_lower_bounds(list(subs.values()), n_cols, 2, m)[:, 1]
+            low.update(zip(subs, lows.tolist()))
+        vals, size = [], 0.0
+        for i, (ub, factor, _) in enumerate(classes):
+            vals.append(((ub - low[i]) / ub if normalized else ub - low[i]) * factor)
+            size += (abs(ub) + abs(low[i])) * factor / (ub if normalized else 1.0)
+        bound = float(np.mean(vals)) + IMDB_BOUND_MARGIN * (1.0 + size / len(vals))
+        if below is not None and bound < below or not subs:
+            break
+    return bound
 
 
 def _class_ok(g: Graph, count: int, rule: str) -> bool:

@@ -34,9 +34,15 @@ it would take the kept count more than ``max_density_drift`` (relative, default 
 reference's, so ``|kept(result) - kept(reference)| <= max_density_drift * kept(reference)`` always
 holds; ``max_density_drift=None`` is the official unbounded rule (the density is in ``SamplingResult``).
 
-Cost: one generator call plus one full-spectrum scoring per candidate.  ResNet-18 (CIFAR), random-erk,
-density 0.01: ~0.55 s CPU to generate and ~0.5 s CPU to score a mask (one core; OpenBLAS is held to
-one thread while scoring, see :func:`_one_blas_thread`), N=100 took 142 s CPU in all.
+Cost: one generator call per candidate, and as little scoring as the rule allows.  In layerwise mode a
+candidate layer replaces the best one only if its IMDB_r is at least the best's, so each layer is first
+checked against a rigorous upper bound of its IMDB_r (:func:`layer_imdb_r_upper`: Rayleigh-Ritz lower
+bounds of the degree classes' ``sigma_2``, a few batched Lanczos steps, no full eigen-solve); only a
+layer the bound cannot reject is scored exactly, by the same code as before, and compared by the same
+rule.  The bound only ever skips layers the rule would reject, so the selection is the one of scoring
+everything (the tests pin it).  Global mode needs every norm and scores every layer.  ResNet-18
+(torchvision layers, 3x32x32), random-erk, density 0.01, 100 candidates, one thread:
+``python -m pai.bench pags`` (numbers in its docstring).
 
 Deviations from the dev code, and why:
 
@@ -58,7 +64,6 @@ Deviations from the dev code, and why:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import warnings
@@ -77,6 +82,7 @@ from ..seed import seed_everything, torch_generator
 
 SELECT = ("layerwise", "global")
 NOISY_GENERATORS = frozenset({"synflow", "synflow-l2", "magnitude"})  # deterministic given the weights
+SHAPE_ONLY = frozenset({"random", "random-erk", "random-er"})  # read the layer shapes only, change nothing
 SELF = frozenset({"pags", "pegs"})
 CANDIDATE_STREAM = 0x9A65  # salts of the seed sub-streams: candidates, their noise, pre-training
 NOISE_STREAM = 0x9A66
@@ -117,7 +123,77 @@ def _spectrum_fns():
     return full_spectrum, full_spectrum_norm
 
 
-def network_scores(weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]) -> Dict[str, Scores]:
+def layer_imdb_r(mask: torch.Tensor) -> float:
+    """``IMDB_r`` of one layer alone, NaN/inf mapped to 0: equal, bit for bit, to ``layer_scores(w, mask)[1]``.
+
+    IMDB_r reads only the mask's degree classes and their binary ``sigma_2``, so the weights, the whole
+    layer's solves and the weighted class solves (about half of a layer's eigen-solves) are skipped; the
+    classes and their solves are the same calls on the same matrices as in the full score.
+    """
+    from ..metrics.bipartite import unrolled_csr
+    from ..metrics.ramanujan import imdb, layer_spectrum
+
+    ls = layer_spectrum(unrolled_csr(None, mask), weighted=False, only_valid="neurips", whole=False)
+    return _finite(imdb(ls, "neurips", normalized=False))
+
+
+def layer_imdb_r_upper(mask: torch.Tensor, below: Optional[float] = None) -> float:
+    """A number ``>=`` :func:`layer_imdb_r` (:func:`pai.metrics.ramanujan.imdb_upper_bound`; 0 where that is 0);
+    the tighter stages are skipped once it is under ``below``."""
+    from ..metrics.bipartite import unrolled_csr
+    from ..metrics.ramanujan import imdb_upper_bound
+
+    return _finite(imdb_upper_bound(unrolled_csr(None, mask), "neurips", normalized=False, below=below))
+
+
+class LazyScores(Mapping):
+    """``{layer: (‖v‖₂, IMDB_r)}`` of one mask, each layer scored on first access (then cached);
+    :meth:`imdb_r` gives IMDB_r alone at about half the cost.  The layerwise rule reads IMDB_r first
+    and the norm only when IMDB_r passes, so most candidate layers are never fully scored."""
+
+    def __init__(self, weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor]):
+        self.weights, self.mask = weights, mask
+        self._full: Dict[str, Scores] = {}
+        self._imdb_r: Dict[str, float] = {}
+
+    def __getitem__(self, k: str) -> Scores:
+        if k not in self._full:
+            with _one_blas_thread():
+                self._full[k] = layer_scores(self.weights[k], self.mask[k])
+        return self._full[k]
+
+    def imdb_r(self, k: str) -> float:
+        if k in self._full:
+            return self._full[k][1]
+        if k not in self._imdb_r:
+            with _one_blas_thread():
+                self._imdb_r[k] = layer_imdb_r(self.mask[k])
+        return self._imdb_r[k]
+
+    def imdb_r_at_least(self, k: str, threshold: float) -> bool:
+        """``self.imdb_r(k) >= threshold``, decided by :func:`layer_imdb_r_upper` alone when that bound is
+        already below ``threshold`` (the same answer, without the large class solves)."""
+        if k not in self._full and k not in self._imdb_r:
+            with _one_blas_thread():
+                if layer_imdb_r_upper(self.mask[k], below=threshold) < threshold:
+                    return False
+            # the bound is tight: a layer it does not reject nearly always passes, and then its norm is
+            # needed too, so score it in full at once rather than IMDB_r first
+            return self[k][1] >= threshold
+        return self.imdb_r(k) >= threshold
+
+    def __iter__(self):
+        return iter(self.weights)
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+
+def network_scores(weights: Mapping[str, torch.Tensor], mask: Mapping[str, torch.Tensor],
+                   lazy: bool = False) -> Mapping[str, Scores]:
+    """Every layer's ``(‖v‖₂, IMDB_r)``; ``lazy=True``: a :class:`LazyScores` that scores on demand."""
+    if lazy:
+        return LazyScores(weights, mask)
     with _one_blas_thread():
         return {k: layer_scores(weights[k], mask[k]) for k in weights}
 
@@ -127,14 +203,19 @@ def _one_blas_thread():
 
     The metrics solve hundreds of <= 512x512 eigenproblems per mask, where threads gain nothing;
     on a busy 2-core box a multi-threaded OpenBLAS thrashed (ResNet-18: 34-49 s per mask instead
-    of ~0.5 s CPU).  threadpoolctl limits only libraries already loaded, hence the import first.
+    of ~0.5 s CPU).  The metrics' own controller (:func:`pai.metrics.linalg.single_thread_blas`) is
+    created once, after scipy's LAPACK is loaded; a fresh ``threadpool_limits`` scans the loaded
+    libraries each time (~8 ms, paid per scored layer before).
     """
     _spectrum_fns()  # loads scipy's LAPACK
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it the environment's settings apply
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    from ..metrics.linalg import single_thread_blas
+
+    return single_thread_blas()
+
+
+def _count(m: torch.Tensor) -> int:
+    """Kept entries of a bool mask (numpy on the CPU: a bool ``sum()`` is ~20x slower there)."""
+    return int(np.count_nonzero(m.numpy())) if m.device.type == "cpu" else int(torch.count_nonzero(m))
 
 
 def _finite(x) -> float:
@@ -188,10 +269,11 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     work = copy.deepcopy(model)  # generators may touch weights and modes; the caller's model never is
     modes = {name: m.training for name, m in model.named_modules()}
 
-    def run(s: int, opts: Mapping, noisy_seed: Optional[int]) -> Mask:
-        work.load_state_dict(model.state_dict())
-        for name, m in work.named_modules():
-            m.training = modes[name]
+    def run(s: int, opts: Mapping, noisy_seed: Optional[int], fresh: bool = True) -> Mask:
+        if fresh:  # the copy is already the model's state (shape-only generators never touch it)
+            work.load_state_dict(model.state_dict())
+            for name, m in work.named_modules():
+                m.training = modes[name]
         if noisy_seed is not None:
             add_init_noise(work, noisy_seed, noise_scale)
         seed_everything(s)  # as pai.prune does, for generators that use the global RNGs
@@ -202,18 +284,19 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
     ref_scores = network_scores(weights, best)
     scores, source = dict(ref_scores), {k: 0 for k in weights}
     kept_ref = num_kept(best)
-    kept = {k: int(m.sum()) for k, m in best.items()}
+    kept = {k: _count(m) for k, m in best.items()}
     slack = None if max_density_drift is None else max_density_drift * kept_ref
     totals = [sum(s[0] for s in ref_scores.values())]
     seeds = [candidate_seed(seed, i) for i in range(1, candidates + 1)]
     bar = progress_reporter(candidates, progress, f"pags/{generator}", unit="mask", interval=30.0, leave=False)
     try:
         for i, s in enumerate(seeds, start=1):
-            mask = run(s, cand_opts, candidate_seed(seed, i, NOISE_STREAM) if noise else None)
+            mask = run(s, cand_opts, candidate_seed(seed, i, NOISE_STREAM) if noise else None,
+                       fresh=noise or generator not in SHAPE_ONLY)
             if i == 1 and not noise and masks_equal(mask, best):
                 warnings.warn(f"pags: generator {generator!r} gave the reference mask again with another "
                               "seed; it looks deterministic, pass noise=True to perturb the weights")
-            cand = network_scores(weights, mask)
+            cand = network_scores(weights, mask, lazy=select == "layerwise")
             if select == "global":
                 totals.append(sum(c[0] for c in cand.values()))
                 if totals[-1] > max(totals[:-1]):
@@ -221,10 +304,14 @@ def search(model: nn.Module, density: float, *, seed: int, data=None, generator:
             else:
                 total = sum(kept.values())
                 for k in weights:
-                    n = int(mask[k].sum())
+                    n = _count(mask[k])
                     if slack is not None and abs(total - kept[k] + n - kept_ref) > slack:
                         continue
-                    if dominates(cand[k], scores[k]):
+                    if n == kept[k] == mask[k].numel():  # both dense: the same layer, the same scores (a tie)
+                        best[k], source[k] = mask[k], i
+                        continue
+                    # dominates() with its IMDB_r test first: a layer that fails it is never fully scored
+                    if cand.imdb_r_at_least(k, scores[k][1]) and dominates(cand[k], scores[k]):
                         best[k], scores[k], source[k] = mask[k], cand[k], i
                         total += n - kept[k]
                         kept[k] = n
