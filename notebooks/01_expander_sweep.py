@@ -78,14 +78,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pai import plots
-from pai.claims import report
-from pai.experiments import setup_line
-from pai.params import stage_params
-from pai.published import format_table
-from pai.runs import sweep, write_tables
-from pai.stages import expanders as stage
-from pai.tables import save_table
+from pai.compendium import plots
+from pai.compendium.claims import report
+from pai.compendium.experiments import setup_line
+from pai.compendium.params import stage_params
+from pai.compendium.published import format_table
+from pai.compendium.runs import sweep, write_tables
+from pai.compendium.stages import expanders as stage
+from pai.compendium.tables import save_table
 
 plots.style()
 params = stage_params(globals())
@@ -240,7 +240,7 @@ else:
 
 # %% [markdown]
 # ## Paper vs ours
-# In a paper profile (`published_work: rreg`), the RReg paper's CIFAR table (`pai/published.csv`) beside our
+# In a paper profile (`published_work: rreg`), the RReg paper's CIFAR table (`pai/compendium/published.csv`) beside our
 # mean ± standard deviation over seeds, matched on method, model, dataset and degree; Δ = ours − paper in
 # percentage points. The paper's PP% counts every parameter (BN and biases included) and ours the prunable
 # weights, so densities are matched through the degree.
@@ -255,7 +255,7 @@ else:
 
 # %% [markdown]
 # ## What this notebook finds
-# Each claim of the paper, decided by code from the tables above (`pai.claims`): RReg ≥ X-Net, X-Net ≥
+# Each claim of the paper, decided by code from the tables above (`pai.compendium.claims`): RReg ≥ X-Net, X-Net ≥
 # random and RReg ≥ random are paired differences over seeds at the sparsest half of each model's levels;
 # the expansion claim is the within-density partial correlation of the second figure.
 

@@ -24,7 +24,7 @@
 # the best; **PEGS** does the same after a few hundred iterations of dense training.
 #
 # **Method.** A population of masks from six pruners at two densities is trained from the same
-# initialisation per seed (`pai.runs.sweep`). Every mask's Δr (ICLR'23 rule, normalised, mean over valid
+# initialisation per seed (`pai.compendium.runs.sweep`). Every mask's Δr (ICLR'23 rule, normalised, mean over valid
 # layers) and λ (NeurIPS'23 rule, mean over layers) are measured at initialisation (`pai.metrics`), and its
 # **moving distance** after training: our reading, stated once in `pai.metrics.moving_distance` and used for
 # the static runs and for DST alike — per layer the ℓ2 distance between the coordinate of the mask with its
@@ -61,7 +61,7 @@ itop_update_interval = 100
 itop_drop_fraction = 0.5
 lth_rate = 0.6
 lth_rewind_iteration = 0
-published_work = None  # a paper profile: the work in pai/published.csv whose numbers we compare with
+published_work = None  # a paper profile: the work in pai/compendium/published.csv whose numbers we compare with
 plugins = []  # modules registering your own pruners or models (README: "Your own method")
 executor = "local"
 workers = 2
@@ -71,14 +71,14 @@ fig_dir = "figures/full_spectrum"
 # %%
 import matplotlib.pyplot as plt
 
-from pai import plots
-from pai.claims import report
-from pai.experiments import setup_line
-from pai.params import over, stage_params, unique
-from pai.published import format_table
-from pai.runs import sweep
-from pai.stages import full_spectrum as fs
-from pai.tables import save_table
+from pai.compendium import plots
+from pai.compendium.claims import report
+from pai.compendium.experiments import setup_line
+from pai.compendium.params import over, stage_params, unique
+from pai.compendium.published import format_table
+from pai.compendium.runs import sweep
+from pai.compendium.stages import full_spectrum as fs
+from pai.compendium.tables import save_table
 
 plots.style()
 params = stage_params(globals())
@@ -162,7 +162,7 @@ meta.groupby(["generator", "kind"], sort=False).final_test_acc.agg(["mean", "min
 # %% [markdown]
 # ## ITOP: accuracy vs the moving distance, and the (Δr, λ) trajectory
 # Dynamic sparse training (ITOP-Rand: every `itop_update_interval` steps each layer drops the smallest
-# weights and regrows as many at random, `pai.dst`) from `itop_generator` masks. Left: final accuracy
+# weights and regrows as many at random, `pai.train.dst`) from `itop_generator` masks. Left: final accuracy
 # against the moving distance between (m₀, θ₀) and (m_T, θ_T), with ρ within density. Right: the
 # coordinate's (Δr, λ) means over layers at every mask update for seed `seeds[0]`, from the start (circle)
 # to the end (star).
@@ -179,7 +179,7 @@ plt.show()
 
 # %% [markdown]
 # ## Our numbers beside the papers'
-# Under a paper profile (`published_work` set): the published accuracies of `pai/published.csv` for this
+# Under a paper profile (`published_work` set): the published accuracies of `pai/compendium/published.csv` for this
 # dataset beside ours (mean ± standard deviation over seeds, Δ = ours − paper, percentage points). The
 # NeurIPS'23 PAGS/PEGS tables are printed as images only, so no PAGS/PEGS number could be transcribed; the
 # published rows are the ICLR'23 baselines at the density of its tables ("not run" where our grid lacks
@@ -195,7 +195,7 @@ else:
 
 # %% [markdown]
 # ## What this notebook decides
-# The claims of this stage, each decided by code from the tables above (`pai.claims`): the effect, its 95%
+# The claims of this stage, each decided by code from the tables above (`pai.compendium.claims`): the effect, its 95%
 # interval and the verdict by the rule printed with them.
 
 # %%

@@ -33,10 +33,10 @@
 # target count and is plotted beside it. PHEW's graph walk differs from the official walk only on
 # residual networks and is identical on the VGG and MLP used here, so it is plotted in the node-path
 # stage (ResNet), not here. Within a seed every method prunes the same initial weights.
-# `pai.experiments.mask_geometry_grid` measures each mask at initialisation, with no training: the
+# `pai.compendium.experiments.mask_geometry_grid` measures each mask at initialisation, with no training: the
 # path-kernel trace (`pai.metrics.path_kernel_trace`: θ → θ², an input of ones, Σ ∂R/∂θ², in log10) and
 # the layer width (`pai.metrics.layer_width`: the fraction of a layer's output units with a kept weight);
-# `pai.runs.sweep` trains the masks.
+# `pai.compendium.runs.sweep` trains the masks.
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
@@ -71,15 +71,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
 
-from pai import plots
-from pai.claims import report
-from pai.experiments import mask_geometry_grid, setup_line
-from pai.params import stage_params
-from pai.published import format_table
-from pai.runs import sweep, write_tables
-from pai.stages import phew as stage
-from pai.tables import save_table
-from pai.variants import add_labels
+from pai.compendium import plots
+from pai.compendium.claims import report
+from pai.compendium.experiments import mask_geometry_grid, setup_line
+from pai.compendium.params import stage_params
+from pai.compendium.published import format_table
+from pai.compendium.runs import sweep, write_tables
+from pai.compendium.stages import phew as stage
+from pai.compendium.tables import save_table
+from pai.compendium.variants import add_labels
 
 plots.style()
 params = stage_params(globals())
@@ -212,7 +212,7 @@ Markdown(stage.accuracy_note(table, geo, models, labels, densities, dataset))
 
 # %% [markdown]
 # ## Our numbers beside the papers'
-# Under a paper profile (`published_work` set) the published accuracies (`pai/published.csv`: SynFlow's
+# Under a paper profile (`published_work` set) the published accuracies (`pai/compendium/published.csv`: SynFlow's
 # Fig. 6 curves, the NPB paper's PHEW and SynFlow runs) beside ours, mean ± standard deviation over seeds.
 # Only the faithful defaults are matched: SynFlow's Fig. 6 scores SNIP and GraSP in eval mode, so our
 # train-mode SNIP/GraSP rows are not compared with it.
@@ -227,7 +227,7 @@ else:
 
 # %% [markdown]
 # ## Claims and verdicts
-# Computed from the tables this notebook saved (`results.csv`, `tables/geometry.csv`) by `pai.claims`:
+# Computed from the tables this notebook saved (`results.csv`, `tables/geometry.csv`) by `pai.compendium.claims`:
 # paired differences over (model, density, seed), a 95% t interval, and the verdict rule printed first.
 
 # %%

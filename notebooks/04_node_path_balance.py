@@ -26,7 +26,7 @@
 # (the stem, the shortcut convolutions and the classifier included, as in the NPB code). Each mask is measured
 # at initialisation with `pai.metrics.effective_paths` (log10, exact, in log space) and
 # `pai.metrics.effective_nodes` (ln, the official `measure_node_path` count) at more densities than are
-# trained; then the masks at the training densities are trained (`pai.runs.sweep`). Methods are the
+# trained; then the masks at the training densities are trained (`pai.compendium.runs.sweep`). Methods are the
 # faithful defaults (`npb`: the official code's path normaliser, α, β, `max_p` and chunk size, see
 # `pai.pruners.npb`; SNIP scored with BatchNorm in eval mode, as the SynFlow code NPB forks does) with the
 # corrected variants beside them: **npb (paper normaliser)** (the path term's true maximum, as the
@@ -62,15 +62,15 @@ fig_dir = "figures/node_path_balance"
 # %%
 import matplotlib.pyplot as plt
 
-from pai import plots
-from pai.claims import report
-from pai.experiments import setup_line
-from pai.params import stage_params
-from pai.published import format_table
-from pai.runs import sweep, write_tables
-from pai.stages import node_path
-from pai.tables import save_table
-from pai.variants import add_labels
+from pai.compendium import plots
+from pai.compendium.claims import report
+from pai.compendium.experiments import setup_line
+from pai.compendium.params import stage_params
+from pai.compendium.published import format_table
+from pai.compendium.runs import sweep, write_tables
+from pai.compendium.stages import node_path
+from pai.compendium.tables import save_table
+from pai.compendium.variants import add_labels
 
 plots.style()
 params = stage_params(globals())
@@ -133,7 +133,7 @@ plt.show()
 # %% [markdown]
 # ## Our numbers beside the paper's
 # Under a paper profile (`published_work: npb`), the faithful runs beside the paper's main-figure points
-# (`pai/published.csv`; the paper's Iter-SNIP has no pai counterpart). The cpu profile trains
+# (`pai/compendium/published.csv`; the paper's Iter-SNIP has no pai counterpart). The cpu profile trains
 # Fashion-MNIST, which the paper never ran, so there is nothing to compare.
 
 # %%

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # lazy, so ``import pai`` stays cheap and submodules import in any order
     if name == "prune":
-        from .pruners import prune
+        from pai.pruners import prune
 
         return prune
     raise AttributeError(f"module 'pai' has no attribute {name!r}")

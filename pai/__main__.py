@@ -1,16 +1,16 @@
 """Command line: ``python -m pai {train,prune,metrics,sweep,bench} ...`` (also installed as ``pai``).
 
 Each subcommand lives next to what it drives and exposes ``main(argv)``, wrapped by
-:func:`pai.errors.cli`: bad input is one line on stderr and exit 2 before any work, a diverged run
+:func:`pai.utils.errors.cli`: bad input is one line on stderr and exit 2 before any work, a diverged run
 exit 3, and ``--debug`` shows tracebacks.  OpenMP's passive waiting is set here, before any subcommand
-imports torch (:func:`pai.threads.passive_wait`).
+imports torch (:func:`pai.utils.threads.passive_wait`).
 """
 from __future__ import annotations
 
 import importlib
 import sys
 
-from .threads import passive_wait
+from pai.utils.threads import passive_wait
 
 passive_wait()  # before torch loads: the subcommands import it
 
@@ -19,7 +19,7 @@ COMMANDS = {
     "prune": ("pai.pruners.cli", "prune a model and write its mask"),
     "metrics": ("pai.metrics.cli", "print graph/path metrics of a mask"),
     "bench": ("pai.bench.__main__", "benchmarks that print figures (train, prune, metrics, threads)"),
-    "sweep": ("pai.runs", "run a sweep of configs through an executor"),
+    "sweep": ("pai.compendium.runs", "run a sweep of configs through an executor"),
 }
 
 

@@ -49,7 +49,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from .masks import PRUNABLE_TYPES
+from pai.masks import PRUNABLE_TYPES
 
 INPUT = -1
 OUTPUT = -1

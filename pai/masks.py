@@ -18,7 +18,7 @@ from typing import Dict, Iterable, Mapping
 import torch
 from torch import nn
 
-from .io import load_torch, save_torch
+from pai.utils.io import load_torch, save_torch
 
 Mask = Dict[str, torch.Tensor]
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
@@ -54,7 +54,7 @@ def prunable_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
     owner: Dict[int, str] = {}
     for key, p in out.items():
         if id(p) in owner:
-            from .errors import UserError
+            from pai.utils.errors import UserError
 
             raise UserError(f"{type(model).__name__}: {owner[id(p)]!r} and {key!r} share one weight tensor (tied "
                             f"weights); pai prunes and counts each layer's own weight, so untie them (give each "
@@ -67,7 +67,7 @@ def check_materialized(model: nn.Module, what: str = "model") -> None:
     """Refuse a model whose parameters or buffers are on the meta device (shapes, no values)."""
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         if t.is_meta:
-            from .errors import UserError
+            from pai.utils.errors import UserError
 
             raise UserError(f"{what} {type(model).__name__} has {name!r} on the meta device (a shape without "
                             f"values); materialise it first: model.to_empty(device='cpu'), then initialise or "
@@ -111,11 +111,11 @@ MASK_VALUES_FIX = ("a mask is bool, or numbers that are exactly 0 or 1: write it
 
 
 def check_mask_values(mask: Mapping[str, torch.Tensor], what: str = "mask", empty_ok: bool = False) -> None:
-    """Raise :class:`pai.errors.UserError` naming the tensor unless every entry of ``mask`` is bool or
+    """Raise :class:`pai.utils.errors.UserError` naming the tensor unless every entry of ``mask`` is bool or
     exactly 0/1 (a -1, a NaN or a 0.3 is not "kept": it is refused, not interpreted), and, unless
     ``empty_ok``, unless at least one weight is kept (the refusal :func:`pai.prune` gives).  Bool
     tensors cost one ``any()``."""
-    from .errors import UserError
+    from pai.utils.errors import UserError
 
     if not isinstance(mask, Mapping) or not mask:
         raise UserError(f"{what} is not a mask: a non-empty mapping of weight names to 0/1 tensors, got "
@@ -265,8 +265,8 @@ MASK_FIX = "write it again with `python -m pai prune ... --out FILE` (or pai.mas
 
 def _load_payload(path: str | os.PathLike) -> dict:
     """The payload of a mask file: ``{"mask": {name: tensor}, "meta": ...}`` or a bare ``{name: tensor}``;
-    a missing, empty, truncated or foreign file is a :class:`pai.errors.UserError` naming it."""
-    from .errors import UserError
+    a missing, empty, truncated or foreign file is a :class:`pai.utils.errors.UserError` naming it."""
+    from pai.utils.errors import UserError
 
     payload = load_torch(path, what="mask file", fix=MASK_FIX)
     mask = payload.get("mask") if isinstance(payload, dict) and "mask" in payload else payload

@@ -1,7 +1,7 @@
 """Small data files in the real on-disk formats, for tests that cannot download the real sets.
 
 CIFAR-10/100 as the python-pickle folders of ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``,
-Tiny-ImageNet as the JPEG layout of ``tiny-imagenet-200.zip`` (``pai.tiny_imagenet``).  Pixels are
+Tiny-ImageNet as the JPEG layout of ``tiny-imagenet-200.zip`` (``pai.data.tiny_imagenet``).  Pixels are
 seeded noise, labels seeded; the paper-path notebook smoke tests train on them for one epoch.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def write_tiny_imagenet(base: Path, seed: int = 0, train_per_class: int = 2, n_v
     words.txt, one greyscale JPEG per split, an unlabelled test folder."""
     from PIL import Image
 
-    from pai import tiny_imagenet as T
+    from pai.data import tiny_imagenet as T
 
     rng = np.random.default_rng(seed)
     root = Path(base) / T.FOLDER

@@ -1,9 +1,11 @@
-"""The package's shape: every module imports, no import cycle, no import up a layer, and each DVC stage
-depends on every pai module its notebook can reach (a missing dependency would leave stale results).
+"""The package's shape: two parts, one direction.  The library (``pai.pruners``, ``pai.metrics``,
+``pai.models``, ``pai.data``, ``pai.train``, ``pai.masks``, ``pai.graph``, ``pai.utils``) never imports the
+compendium (``pai.compendium``: runs, stages, plots, claims), and no import cycle; every module imports; each
+DVC stage depends on every pai module its notebook can reach (a missing dependency would leave stale results).
 
 Imports are read from the source with ``ast`` -- every ``import`` statement, the ones inside functions
 included -- plus the registry's dynamic loads (``pai.pruners`` imports its families by name), so a
-lazy import cannot hide a cycle or a layer violation.
+lazy import cannot hide a cycle or a boundary crossing.
 """
 import ast
 import importlib
@@ -14,20 +16,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Bottom to top: a module may import its own layer or lower ones, never a higher one.  A name covers
-# its submodules unless a longer name is listed (``pai.pruners.cli`` is command line, not pruning).
-LAYERS = [
-    ("foundation", ["pai.errors", "pai.faults", "pai.io", "pai.owned", "pai.registry", "pai.seed", "pai.threads", "pai.rundir", "pai.config",
-                    "pai.executors", "pai.progress"]),
-    ("data and structure", ["pai.augment", "pai.data", "pai.tiny_imagenet", "pai.models", "pai.masks", "pai.graph"]),
-    ("measurement", ["pai.metrics"]),
-    ("pruning", ["pai.pruners"]),
-    ("training", ["pai.checkpoint", "pai.train", "pai.dst", "pai.lth"]),
-    ("runs", ["pai.plugins", "pai.spec", "pai.regimes", "pai.runs", "pai.tables"]),
-    ("stages", ["pai.params", "pai.experiments", "pai.stages", "pai.variants", "pai.placement", "pai.plots", "pai.published",
-                "pai.claims", "pai.figindex", "pai.notebook", "pai.profiles"]),
-    ("command line", ["pai", "pai.__main__", "pai.pruners.cli", "pai.metrics.cli", "pai.bench"]),
-]
+COMPENDIUM = "pai.compendium"
+# Commands outside both parts: ``python -m pai`` and the old names of the compendium's commands (thin shims),
+# and the benchmarks, which may drive anything.
+ENTRY_POINTS = ["pai.__main__", "pai.notebook", "pai.claims", "pai.figindex", "pai.profiles", "pai.bench"]
+TOP_LEVEL = {"__init__.py", "__main__.py", "pruners", "metrics", "models", "data", "train", "masks.py", "graph.py",
+             "utils", "compendium", "bench", "notebook.py", "claims.py", "figindex.py", "profiles.py"}
+
+
+def _under(module: str, names) -> bool:
+    return any(module == n or module.startswith(n + ".") for n in names)
 
 
 def _modules():
@@ -93,42 +91,24 @@ def import_graph(top_level: bool = False) -> dict:
     return graph
 
 
-def layer_of(module: str) -> int:
-    best = None
-    for i, (_, names) in enumerate(LAYERS):
-        for name in names:
-            if (module == name or module.startswith(name + ".")) and (best is None or len(name) > len(best[1])):
-                best = (i, name)
-    if best is None:
-        raise AssertionError(f"{module} has no layer: add it to LAYERS in {Path(__file__).name}")
-    return best[0]
-
-
-def test_every_module_imports_and_has_a_layer():
+def test_every_module_imports():
     for module in MODULES:
         importlib.import_module(module)
-        layer_of(module)
 
 
-def test_no_import_runs_up_a_layer():
-    bad = [f"{a} ({LAYERS[layer_of(a)][0]}) imports {b} ({LAYERS[layer_of(b)][0]})"
-           for a, deps in import_graph().items() for b in deps if layer_of(b) > layer_of(a)]
+def test_the_library_never_imports_the_compendium():
+    library = [m for m in MODULES if not _under(m, [COMPENDIUM, *ENTRY_POINTS])]
+    assert "pai.pruners" in library and "pai.train" in library
+    bad = [f"{a} imports {b}" for a, deps in import_graph().items() if a in library
+           for b in deps if _under(b, [COMPENDIUM, *ENTRY_POINTS])]
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("low,forbidden", [
-    (["pai.masks", "pai.graph", "pai.io", "pai.registry", "pai.data", "pai.models"],
-     ["pai.pruners", "pai.metrics", "pai.train", "pai.runs", "pai.experiments", "pai.notebook"]),
-    (["pai.metrics"], ["pai.pruners", "pai.train", "pai.runs"]),
-    (["pai.executors"], ["pai.runs", "pai.spec", "pai.regimes"]),
-    (["pai.train", "pai.dst", "pai.lth", "pai.checkpoint"], ["pai.pruners", "pai.runs", "pai.regimes"]),
-])
-def test_named_boundaries(low, forbidden):
-    graph = import_graph()
-    inside = lambda m, names: any(m == n or m.startswith(n + ".") for n in names)  # noqa: E731
-    bad = [(a, b) for a, deps in graph.items() if inside(a, low) and not a.endswith(".cli")
-           for b in deps if inside(b, forbidden)]
-    assert not bad
+def test_the_top_of_pai_shows_the_library():
+    """pruners, metrics, models, data, train, masks, graph (+ utils), then the compendium, the benchmarks and
+    the commands' old names; a new module goes into one of these folders."""
+    top = {p.name for p in (ROOT / "pai").iterdir() if p.name != "__pycache__" and not p.name.endswith(".egg-info")}
+    assert top == TOP_LEVEL, sorted(top ^ TOP_LEVEL)
 
 
 def _cycle(graph: dict):
@@ -202,14 +182,14 @@ def _notebook_stages():
 def test_each_notebook_stage_depends_on_every_module_it_reaches():
     for stage, notebook, deps in _notebook_stages():
         assert f"notebooks/{notebook.name}" in deps
-        roots = imports_of(notebook.read_text(), "notebook") | {"pai.notebook"}  # the stage's cmd
+        roots = imports_of(notebook.read_text(), "notebook") | {"pai.compendium.notebook"}  # the stage's cmd
         assert not missing_deps(deps, roots), f"stage {stage}: used but not a dependency"
-        assert "pai/train.py" in missing_deps([d for d in deps if d != "pai/train.py"], roots)
+        assert "pai/masks.py" in missing_deps([d for d in deps if d != "pai/masks.py"], roots)
 
 
 def test_figure_index_stage_depends_on_every_module_it_reaches():
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["figure_index"]["deps"]
-    assert not missing_deps(deps, {"pai.figindex"})
+    assert not missing_deps(deps, {"pai.compendium.figindex"})
 
 
 def test_long_functions_say_why():
@@ -235,3 +215,8 @@ def test_sources_cite_papers_not_our_internal_documents():
     bad = [f"{path.relative_to(ROOT)}:{i}" for path in files
            for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not bad, bad
+
+
+def test_claims_stage_depends_on_every_module_it_reaches():
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["claims"]["deps"]
+    assert not missing_deps(deps, {"pai.compendium.claims.__main__"})

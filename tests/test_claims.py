@@ -1,6 +1,6 @@
-"""pai.claims: the verdict engine on synthetic stage tables whose truth is known.
+"""pai.compendium.claims: the verdict engine on synthetic stage tables whose truth is known.
 
-Each table is built the way ``pai.runs.write_tables`` writes ``results.csv`` (and the notebooks a
+Each table is built the way ``pai.compendium.runs.write_tables`` writes ``results.csv`` (and the notebooks a
 ``geometry.csv``); the effects planted in them decide what every verdict must be.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pai import claims
-from pai.claims import HOLDS, CONTRADICTED, INCONCLUSIVE, Evidence, decide, evaluate
-from pai.claims.tables import geometry_table, load_stage
+from pai.compendium import claims
+from pai.compendium.claims import HOLDS, CONTRADICTED, INCONCLUSIVE, Evidence, decide, evaluate
+from pai.compendium.claims.tables import geometry_table, load_stage
 
 SEEDS = (0, 1, 2)
 
@@ -188,7 +188,7 @@ def _geometry(widths, traces, densities=(0.1, 0.01), seeds=SEEDS):
 
 
 def test_phew_claims_and_variants_as_rows(monkeypatch):
-    from pai import variants
+    from pai.compendium import variants
 
     monkeypatch.setattr(variants, "_VARIANTS", [])
     variants.register_variant("synflow", "synflow (exact count)", options={"exact_count": True})
@@ -210,7 +210,7 @@ def test_phew_claims_and_variants_as_rows(monkeypatch):
 
 
 def test_unregistered_variant_rows_are_reported_not_averaged(monkeypatch):
-    from pai import variants
+    from pai.compendium import variants
 
     monkeypatch.setattr(variants, "_VARIANTS", [])
     df = results({"phew": const(0.8), "synflow": const(0.78)})
@@ -267,7 +267,7 @@ def test_balance_counts_nodes_as_npb_does():
     """ResNet-20 at density 0.01, CIFAR-10 shapes, seed 0 (pai.metrics of each pruner's mask): SynFlow keeps
     the most paths and few nodes, random-ERK the reverse; both must sit farther from balance than NPB
     and PHEW.  With ln(nodes) SynFlow would look the most balanced (0.23 against NPB's 0.41)."""
-    from pai.claims.npb import balance_distance
+    from pai.compendium.claims.npb import balance_distance
 
     masks = {"npb": (17.21, 574), "phew": (17.10, 649), "synflow": (28.93, 148), "random-erk": (14.30, 661)}
     df = pd.DataFrame([{"model": "resnet20", "dataset": "cifar10", "label": m, "level": 0.01, "seed": 0,
@@ -282,7 +282,7 @@ def test_writer_gives_strict_json_and_markdown(tmp_path):
     (runs / "expander_sweep").mkdir(parents=True)
     results({"rreg": const(0.8), "xnet": const(0.79), "random-graph": const(0.7)}).to_csv(
         runs / "expander_sweep" / "results.csv", index=False)
-    from pai.claims.__main__ import main
+    from pai.compendium.claims.__main__ import main
 
     out = tmp_path / "figures" / "CLAIMS.md"
     assert main([str(out), "--runs", str(runs)]) == 0
@@ -405,16 +405,16 @@ def test_a_quantity_undefined_for_most_units_gets_no_verdict():
 
 
 def test_figures_show_the_numbers_the_claims_decide_on():
-    """Claim by claim, the numbers a notebook's figure or table shows (pai.stages) equal those in
-    CLAIMS.json: both read pai.claims.tables.comparison_table / correlation_table."""
+    """Claim by claim, the numbers a notebook's figure or table shows (pai.compendium.stages) equal those in
+    CLAIMS.json: both read pai.compendium.claims.tables.comparison_table / correlation_table."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pai.claims.tables import prepare
-    from pai.stages import expanders, full_spectrum
-    from pai.claims.spectrum import meta_pairs
+    from pai.compendium.claims.tables import prepare
+    from pai.compendium.stages import expanders, full_spectrum
+    from pai.compendium.claims.spectrum import meta_pairs
 
     def acc(m, d, s):  # one pair at chance under both methods: excluded by the collapsed-run rule
         return 0.1 if (m == "vgg11-w0.25" and d == 0.02 and s == 0) else 0.8
@@ -470,7 +470,7 @@ def test_moving_distance_readings_of_a_recorded_dst_run():
     """A DST run's recorded coordinates (JSON: an invalid layer's Δr is null): both readings and the
     valid-layer count the undefined rule reads.  Layer b crosses the validity threshold: the faithful
     reading counts its jump from 0, the drop reading leaves it out."""
-    from pai.experiments import moving_distance_readings
+    from pai.compendium.experiments import moving_distance_readings
 
     spec = {"prune": {"method": "random-erk"}}
     start = {"a": [1.0, 2.0, 0.0, 0.0], "b": [None, 1.0, 0.0, 0.0], "c": [None, None, None, None]}

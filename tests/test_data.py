@@ -1,4 +1,4 @@
-"""pai.data / pai.augment: loaders (real Fashion-MNIST, fake CIFAR pickles, digits), look-up order,
+"""pai.data / pai.data.augment: loaders (real Fashion-MNIST, fake CIFAR pickles, digits), look-up order,
 the not-found error, seeded subsets, on-device augmentation and batching."""
 import gzip
 import pickle

@@ -1,4 +1,4 @@
-"""pai.dst: ITOP/SET mask updates keep every layer's density exact, regrow only onto pruned positions
+"""pai.train.dst: ITOP/SET mask updates keep every layer's density exact, regrow only onto pruned positions
 (at zero, momentum reset), record one full-spectrum entry per update, equal static training bit
 for bit when nothing is dropped, and resume an interrupted run to the same masks."""
 from __future__ import annotations
@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from pai.dst import DynamicSparsity, drop_and_grow, drop_fraction_at
+from pai.train.dst import DynamicSparsity, drop_and_grow, drop_fraction_at
 from pai.metrics import moving_distance
 from pai.masks import prunable_parameters
 from pai.models import create_model
-from pai.dst import train_dst
+from pai.train.dst import train_dst
 from pai.train import TrainConfig, train
 
 torch.set_num_threads(1)

@@ -47,7 +47,7 @@ stages:
 """
 WRITER = """\
 import sys, yaml
-from pai.io import save_json, save_text
+from pai.utils.io import save_json, save_text
 key = sys.argv[1]
 lr = yaml.safe_load(open(f"params/{key}.yaml"))["lr"]
 save_json({"lenet5/random/0.1/0": {"final_test_acc": lr * 2}}, f"runs/{key}/metrics.json")

@@ -2,7 +2,7 @@
 
 Every case asserts either one clear error line (exit 2, naming the file or value, before any work)
 or the unchanged result, and that no file is half-written.  Kills are ``SIGKILL`` sent by the process
-itself at a named point (``PAI_FAULT=<point>:<n>``, :mod:`pai.faults`), never a guess at a time; the
+itself at a named point (``PAI_FAULT=<point>:<n>``, :mod:`pai.utils.faults`), never a guess at a time; the
 runs are tiny (LeNet-300-100 on scikit-learn's digits, a few epochs), so each case takes seconds.
 Tests marked ``needs_degenerate_checks`` need ``pai.pruners.checks`` (the degenerate-mask checks of
 ``pai.prune``) and are skipped without it.
@@ -21,17 +21,17 @@ import pytest
 import torch
 
 import pai.data as D
-from pai import notebook as nb
-from pai import runs as R
-from pai.checkpoint import load_checkpoint
-from pai.config import TrainConfig
-from pai.errors import TrainingDiverged, UserError
-from pai.io import clean_stale_temps, save_json, save_torch, temp_prefix
+from pai.compendium import notebook as nb
+from pai.compendium import runs as R
+from pai.train.checkpoint import load_checkpoint
+from pai.train.config import TrainConfig
+from pai.utils.errors import TrainingDiverged, UserError
+from pai.utils.io import clean_stale_temps, save_json, save_torch, temp_prefix
 from pai.masks import load_mask, save_mask
-from pai.owned import MARKER, mark
+from pai.utils.owned import MARKER, mark
 from pai.metrics import cli as metrics_cli
 from pai.pruners import cli as prune_cli
-from pai.rundir import RunDir
+from pai.train.rundir import RunDir
 from pai.train import main as train_main, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_bad_cifar_pickle_names_the_file(how, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("how", ["empty", "truncated", "garbage"])
 def test_bad_tiny_imagenet_cache_is_rebuilt_unchanged(how, tmp_path, monkeypatch):
-    import pai.tiny_imagenet as T
+    import pai.data.tiny_imagenet as T
     from test_tiny_imagenet import write_tiny_imagenet
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -650,7 +650,7 @@ def test_fig_dir_must_be_a_folder_pai_made_holding_only_its_files(tmp_path, caps
 
 
 def test_a_figure_folder_dvc_restores_from_its_cache_is_still_pais(tmp_path):
-    from pai.owned import check_replaceable
+    from pai.utils.owned import check_replaceable
 
     dvc = Path(sys.executable).with_name("dvc")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
@@ -734,8 +734,8 @@ def test_makefile_exports_passive_waiting_and_opens_jupyterlab():
 
 
 def test_the_other_commands_take_the_same_error_path(tmp_path, capsys):
-    from pai import figindex, profiles
-    from pai.claims.__main__ import main as claims_main
+    from pai.compendium import figindex, profiles
+    from pai.compendium.claims.__main__ import main as claims_main
 
     assert profiles.main(["use", "gpu-cluster"]) == 2
     error_line(capsys, "unknown profile 'gpu-cluster'", "cpu", "paper")

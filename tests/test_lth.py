@@ -1,4 +1,4 @@
-"""pai.lth: iterative magnitude pruning reaches density 0.8^n (within one weight per layer), masks
+"""pai.train.lth: iterative magnitude pruning reaches density 0.8^n (within one weight per layer), masks
 are nested, the kept weights restart exactly from theta_0 (or theta_k), and run_dir rounds are
 saved and reused."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from pai.checkpoint import tensor_digest
-from pai.lth import keep_counts, lottery_ticket, magnitude_prune, num_rounds
+from pai.train.checkpoint import tensor_digest
+from pai.train.lth import keep_counts, lottery_ticket, magnitude_prune, num_rounds
 from pai.masks import prunable_parameters
 from pai.models import create_model
 from pai.train import TrainConfig, train

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pai.notebook import run_notebook
+from pai.compendium.notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = {
@@ -104,7 +104,7 @@ def check_figures_shown(nb, captions):
 
 def check_claims_section(stage, nb, run_dir):
     """The notebook's last code cell prints this stage's claims, each with a computed verdict."""
-    from pai.claims import CLAIMS, plugins, report
+    from pai.compendium.claims import CLAIMS, plugins, report
 
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
     printed = "".join(o.get("text", "") for o in last.get("outputs", []) if o.get("output_type") == "stream")
@@ -216,7 +216,7 @@ def test_notebook_text_has_no_hand_typed_numbers():
 
 @pytest.mark.slow  # one kernel start: ~15 s alone, ~50 s on the loaded 2-core box
 def test_figures_are_embedded_once_even_with_agg_inherited(tmp_path, monkeypatch):
-    """Two cells, as a stage notebook's figure cells: importing pai.plots in the kernel keeps the inline
+    """Two cells, as a stage notebook's figure cells: importing pai.compendium.plots in the kernel keeps the inline
     backend, ``plt.show()`` embeds the figure once as a PNG, a displayed Figure is a PNG too, and
     ``plots.finish`` still writes the PNG and PDF; an ``MPLBACKEND=Agg`` inherited from a CI environment
     does not reach the kernel."""

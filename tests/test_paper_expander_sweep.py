@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pai.notebook import run_notebook
+from pai.compendium.notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -68,7 +68,7 @@ def test_paper_path_runs_and_writes_paper_vs_ours(paper_run):
 
 def test_paper_vs_ours_matches_on_degree(paper_run):
     """The same results, as if the model were the paper's vgg16: each published row gets our run."""
-    from pai.stages.expanders import paper_comparison, results_table
+    from pai.compendium.stages.expanders import paper_comparison, results_table
 
     run_dir, _ = paper_run
     ours = results_table(pd.read_csv(run_dir / "results.csv").assign(model="vgg16"))
@@ -85,7 +85,7 @@ def test_within_level_residuals_give_the_claims_partial_correlation():
     import numpy as np
 
     from pai.metrics.stats import partial_correlation, pearson
-    from pai.stages.expanders import within_level
+    from pai.compendium.stages.expanders import within_level
 
     rng = np.random.default_rng(0)
     rows = []
@@ -107,9 +107,9 @@ def test_within_level_residuals_give_the_claims_partial_correlation():
 
 
 def test_sweep_specs_per_model_levels_and_the_dense_baselines():
-    from pai.params import stage_params
-    from pai.spec import run_id
-    from pai.stages.expanders import sparse_layers, stem_check_specs, sweep_specs
+    from pai.compendium.params import stage_params
+    from pai.compendium.spec import run_id
+    from pai.compendium.stages.expanders import sparse_layers, stem_check_specs, sweep_specs
 
     params = stage_params({"dataset": "fashion-mnist", "models": ["lenet-300-100", "vgg11-w0.25"], "seeds": [0, 1],
                            "epochs": 1})
@@ -136,12 +136,12 @@ def test_sweep_specs_per_model_levels_and_the_dense_baselines():
 def test_tiny_imagenet_profile_is_the_rreg_tiny_table():
     """paper-rreg-tiny: every model of the published Tiny-ImageNet table at d = 3 with the official per-family
     recipe; every spec passes the checks a sweep runs, and each published row finds its run."""
-    from pai.params import stage_params
-    from pai.runs import check_spec
-    from pai.stages.expanders import paper_comparison, sweep_specs
+    from pai.compendium.params import stage_params
+    from pai.compendium.runs import check_spec
+    from pai.compendium.stages.expanders import paper_comparison, sweep_specs
 
     p = yaml.safe_load((ROOT / "params" / "profiles" / "paper-rreg-tiny" / "expander_sweep.yaml").read_text())
-    from pai.published import load_published
+    from pai.compendium.published import load_published
 
     table_rows = load_published("rreg").query("table_or_figure == 'Tiny-ImageNet table'")
     assert p["dataset"] == "tiny-imagenet" and p["degrees"] == [3] and set(p["models"]) == set(table_rows["model"])

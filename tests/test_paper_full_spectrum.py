@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from datafiles import write_cifar
-from pai.notebook import load_params, parameter_schema, run_notebook
-from pai.params import check_params
-from pai.variants import label_of
+from pai.compendium.notebook import load_params, parameter_schema, run_notebook
+from pai.compendium.params import check_params
+from pai.compendium.variants import label_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "params" / "profiles" / "paper-ramanujan-cifar100" / "full_spectrum.yaml"
@@ -63,7 +63,7 @@ def test_paper_profiles_pass_the_strict_check():
 
 
 def test_paper_table_matches_our_faithful_static_runs_only():
-    from pai.stages.full_spectrum import paper_table
+    from pai.compendium.stages.full_spectrum import paper_table
 
     rows = []
     for seed in (0, 1):
@@ -82,7 +82,7 @@ def test_paper_table_matches_our_faithful_static_runs_only():
 
 
 def test_both_pegs_settings_stay_out_of_the_correlation_population():
-    from pai.claims.spectrum import _population
+    from pai.compendium.claims.spectrum import _population
 
     rows = [{"run_id": f"r{i}", "model": "resnet18", "dataset": "cifar100", "method": m, "target_density": 0.01,
              "seed": 0, "final_test_acc": 0.5, "regime": "static", "moving_distance": 0.1, "lambda": 1.0,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from datafiles import write_cifar
-from pai.notebook import run_notebook
+from pai.compendium.notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "04_node_path_balance.py"
@@ -24,8 +24,8 @@ TINY = {"model": "resnet20", "methods": ["random-erk", "npb"], "densities": [0.0
 
 
 def test_paper_profiles_are_complete_and_the_cpu_profile_has_no_paper_table():
-    from pai.notebook import parameter_schema
-    from pai.params import check_params
+    from pai.compendium.notebook import parameter_schema
+    from pai.compendium.params import check_params
 
     schema = parameter_schema(NOTEBOOK)
     for name in ("paper", "paper-npb-cifar10", "paper-npb-cifar100"):
@@ -58,7 +58,7 @@ def test_paper_profile_runs_on_real_format_cifar10(tmp_path, monkeypatch):
     assert (paper["model"] == "resnet20").all() and (paper["dataset"] == "cifar10").all()
     assert paper["density"].tolist() == pytest.approx([0.01, 0.01])
     assert paper["n_seeds"].tolist() == [1, 1] and paper["ours_mean"].between(0, 100).all()
-    assert paper["paper"].tolist() == pytest.approx([35.99, 70.70])  # pai/published.csv, main figure
+    assert paper["paper"].tolist() == pytest.approx([35.99, 70.70])  # pai/compendium/published.csv, main figure
     geometry = pd.read_csv(tables / "geometry.csv")
     assert set(geometry["label"]) == {"random-erk", "npb", "npb (paper normaliser)"}
     assert (geometry["opt_path_norm"].fillna("") == ["", "", "max"]).all()

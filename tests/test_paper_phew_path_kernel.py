@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from datafiles import write_cifar
-from pai.notebook import parameter_schema, run_notebook
-from pai.params import check_params
+from pai.compendium.notebook import parameter_schema, run_notebook
+from pai.compendium.params import check_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_phew_path_kernel.py"
@@ -75,7 +75,7 @@ def test_paper_path_runs_on_tiny_cifar10_and_compares_with_the_papers(tmp_path, 
 
 def test_paper_run_specs_carry_the_per_model_recipe():
     """The full paper profile trains VGG-16 on SynFlow's schedule and ResNet-20 on the NPB repository's."""
-    from pai.params import StageParams
+    from pai.compendium.params import StageParams
 
     p = profile("paper")
     sp = StageParams({**p, "models": p["models"]})
@@ -84,6 +84,12 @@ def test_paper_run_specs_carry_the_per_model_recipe():
     assert by_model["vgg16"].milestones == (0.375, 0.75) and by_model["vgg16"].nesterov is True
     assert by_model["resnet20"].milestones == (0.5, 0.75) and by_model["resnet20"].nesterov is False
     assert all(t.epochs == 160 and t.augment and t.weight_decay == 1e-4 for t in by_model.values())
+
+
+def _top_level_ignore(folder, names):
+    """What a clone lacks: the environment, git, runs and data at the top (not pai/data), caches."""
+    top = Path(folder) == ROOT
+    return [n for n in names if n == "__pycache__" or (top and n in (".venv", ".git", "runs", "data"))]
 
 
 def _dvc(cwd, *args):
@@ -95,8 +101,8 @@ def _dvc(cwd, *args):
 def test_paper_profile_switches_in_and_dvc_resolves_it(name, tmp_path):
     """``python -m pai.profiles use <profile>`` then ``dvc repro --dry``, on a copy of the repository."""
     repo = tmp_path / "repo"
-    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "data", "__pycache__"))
-    use = subprocess.run([sys.executable, "-m", "pai.profiles", "use", name], cwd=repo, capture_output=True,
+    shutil.copytree(ROOT, repo, ignore=_top_level_ignore)
+    use = subprocess.run([sys.executable, "-m", "pai.compendium.profiles", "use", name], cwd=repo, capture_output=True,
                          text=True, timeout=60, env={"PYTHONPATH": str(repo), "PATH": ""})
     assert use.returncode == 0, use.stderr
     live = yaml.safe_load((repo / "params" / f"{STAGE}.yaml").read_text())
@@ -111,7 +117,7 @@ def test_paper_profile_switches_in_and_dvc_resolves_it(name, tmp_path):
 
 
 def test_level_ticks_merge_the_methods_slightly_different_kept_densities():
-    from pai.plots import _level_ticks
+    from pai.compendium.plots import _level_ticks
 
     kept = [0.003008, 0.003001, 0.003, 0.003, 0.010012, 0.01, 0.000999, 0.001, 0.001]
     assert [f"{t:.3g}" for t in _level_ticks(kept)] == ["0.001", "0.003", "0.01"]
@@ -119,8 +125,8 @@ def test_level_ticks_merge_the_methods_slightly_different_kept_densities():
 
 
 def test_width_bars_and_geometry_csv_label_variants_and_keep_every_seed():
-    from pai.experiments import mask_geometry_grid
-    from pai.stages import phew as stage
+    from pai.compendium.experiments import mask_geometry_grid
+    from pai.compendium.stages import phew as stage
 
     geometry = mask_geometry_grid(["lenet-300-100"], ["phew", "synflow", "synflow (exact count)"], [0.01],
                                   "fashion-mnist", seeds=[0, 1])
@@ -136,7 +142,7 @@ def test_width_bars_and_geometry_csv_label_variants_and_keep_every_seed():
 
 
 def test_loss_curves_average_over_seeds_by_label():
-    from pai.stages.phew import loss_curves
+    from pai.compendium.stages.phew import loss_curves
 
     def run(method, seed, losses, options=None):
         return {"spec": {"train": {"model": "m", "seed": seed}, "prune": {"method": method, "density": 0.01,
@@ -153,7 +159,7 @@ def test_loss_curves_average_over_seeds_by_label():
 
 
 def test_paper_table_matches_faithful_runs_only():
-    from pai.stages.phew import paper_table
+    from pai.compendium.stages.phew import paper_table
 
     rows = []
     for seed in (0, 1):
@@ -170,9 +176,9 @@ def test_paper_table_matches_faithful_runs_only():
 def test_geometry_mask_is_the_mask_the_trained_run_starts_from(tmp_path):
     """mask_geometry_grid prunes the run's initial weights with the run's prune set (its training subset,
     its input size, its seed), so the mask-only tables describe the trained masks."""
-    from pai.experiments import mask_geometry_grid
-    from pai.params import grid
-    from pai.runs import run_one
+    from pai.compendium.experiments import mask_geometry_grid
+    from pai.compendium.params import grid
+    from pai.compendium.runs import run_one
 
     train = {"train_subset": 512, "test_subset": 128, "epochs": 1, "image_size": 14}
     spec = grid(dataset="fashion-mnist", models=["lenet-300-100"], seeds=[1], methods=["snip (train mode)"],

@@ -1,8 +1,8 @@
 """Spec grids: the same specs (ids, JSON, option order) as the comprehensions the notebooks wrote before."""
 import pytest
 
-from pai.params import StageParams, find, grid, over, unique
-from pai.runs import make_spec, run_id
+from pai.compendium.params import StageParams, find, grid, over, unique
+from pai.compendium.runs import make_spec, run_id
 
 P = StageParams({"dataset": "fashion-mnist", "models": ["lenet-300-100", "lenet5"], "seeds": [0, 1],
                  "epochs": {"lenet-300-100": 5, "lenet5": 3}, "train_subset": {"lenet-300-100": None, "lenet5": 15000},
@@ -64,9 +64,9 @@ def test_find_picks_one_spec():
 
 from pathlib import Path  # noqa: E402
 
-from pai import notebook as nb  # noqa: E402
-from pai.errors import UserError  # noqa: E402
-from pai.params import RULES, check_params  # noqa: E402
+from pai.compendium import notebook as nb  # noqa: E402
+from pai.utils.errors import UserError  # noqa: E402
+from pai.compendium.params import RULES, check_params  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -1,6 +1,6 @@
-"""pai.plots / pai.placement: legends, keys and stats boxes never cover data; one colour per method.
+"""pai.compendium.plots / pai.compendium.placement: legends, keys and stats boxes never cover data; one colour per method.
 
-The overlap checks here are computed independently of ``pai.placement``: data coordinates through
+The overlap checks here are computed independently of ``pai.compendium.placement``: data coordinates through
 ``ax.transData`` (markers with their radius) and bar rectangles, against the legend's window extent
 after the figure is drawn (Agg) - the positions the saved figure has.
 """
@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pai import plots  # noqa: E402
-from pai.variants import register_variant  # noqa: E402
+from pai.compendium import plots  # noqa: E402
+from pai.compendium.variants import register_variant  # noqa: E402
 
 plots.style()
 
@@ -152,7 +152,7 @@ def test_size_key_and_figure_legend():
 
 
 def test_one_colour_per_method_and_variants_share_it(monkeypatch):
-    from pai import variants
+    from pai.compendium import variants
 
     monkeypatch.setattr(variants, "_VARIANTS", [])  # this test's registrations stay in this test
     register_variant("synflow", "synflow (exact count)", options={"exact_count": True})
@@ -218,7 +218,7 @@ def test_error_bars_of_equal_seeds_do_not_go_negative():
     # below their min, which made matplotlib refuse the node-path figure on the cpu profile
     import pandas as pd
 
-    from pai.stages.node_path import draw_paths_vs_nodes
+    from pai.compendium.stages.node_path import draw_paths_vs_nodes
 
     a = float(np.log(355.0))
     assert pd.Series([a] * 3).mean() < a  # the rounding this guards against
@@ -273,7 +273,7 @@ def test_backend_is_agg_in_scripts_and_the_kernels_own_in_jupyter():
     import subprocess
     import sys
 
-    code = "import pai.plots, matplotlib; print(matplotlib.get_backend())"
+    code = "import pai.compendium.plots, matplotlib; print(matplotlib.get_backend())"
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     script = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert script.stdout.strip().lower() == "agg"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pai import plugins
-from pai.errors import UserError
+from pai.compendium import plugins
+from pai.utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -57,7 +57,7 @@ def test_a_missing_plugin_is_one_line():
 
 
 def test_a_plugin_method_runs_and_its_spec_names_the_plugin(clean_plugins):
-    from pai import runs
+    from pai.compendium import runs
 
     assert plugins.load(["my_pruner"], entry_points=False) == ["my_pruner"]
     assert plugins.methods() == ["layer-magnitude"] and plugins.provider("pruner", "random") is None
@@ -73,11 +73,11 @@ def test_a_plugin_method_runs_and_its_spec_names_the_plugin(clean_plugins):
 
 def test_a_worker_imports_the_plugin_its_spec_names(clean_plugins, tmp_path):
     """A fresh process (a spawned worker, a Ray task) that never imported the plugin runs the spec."""
-    from pai import runs
+    from pai.compendium import runs
 
     plugins.load(["my_pruner"], entry_points=False)
     spec = runs.make_spec(method="layer-magnitude", density=0.2, **TINY).to_dict()
-    code = ("import json, sys; from pai.runs import run_one; "
+    code = ("import json, sys; from pai.compendium.runs import run_one; "
             "r = run_one(json.loads(sys.argv[1]), sys.argv[2]); print(r['status'], r['density'])")
     env = {**__import__("os").environ, "PYTHONPATH": f"{ROOT}:{EXAMPLES}"}
     out = subprocess.run([sys.executable, "-c", code, json.dumps(spec), str(tmp_path)], env=env, capture_output=True,
@@ -93,7 +93,7 @@ def test_a_worker_imports_the_plugin_its_spec_names(clean_plugins, tmp_path):
 
 def test_spawned_workers_import_what_the_sweep_loaded(clean_plugins, tmp_path):
     """A hand-written spec names no plugin; the sweep's workers still import the ones its process loaded."""
-    from pai import runs
+    from pai.compendium import runs
 
     plugins.load(["my_pruner"], entry_points=False)
     spec = {"train": {**TINY, "seed": 0}, "prune": {"method": "layer-magnitude", "density": 0.2, "seed": 0,
@@ -105,7 +105,7 @@ def test_spawned_workers_import_what_the_sweep_loaded(clean_plugins, tmp_path):
 
 
 def test_a_model_plugin_runs_and_its_spec_names_the_plugin(clean_plugins, tmp_path, monkeypatch):
-    from pai import runs
+    from pai.compendium import runs
 
     (tmp_path / "my_models.py").write_text(
         "from torch import nn\nfrom pai.models import register_model\n\n\n@register_model('my-net')\n"
@@ -131,7 +131,7 @@ def test_entry_point_plugins_load_without_params(clean_plugins, monkeypatch):
 
 
 def test_a_plugin_method_has_its_own_colour(clean_plugins):
-    from pai import plots
+    from pai.compendium import plots
 
     plugins.load(["my_pruner"], entry_points=False)
     own = plots.color("layer-magnitude")
@@ -143,7 +143,7 @@ def test_a_plugin_method_has_its_own_colour(clean_plugins):
 
 
 def test_params_take_a_plugin_list_and_refuse_paths():
-    from pai.params import check_params
+    from pai.compendium.params import check_params
 
     schema = {"methods": ["random"], "plugins": []}
     assert check_params({"methods": ["random"]}, schema, complete=True) == {"methods": ["random"]}  # optional
@@ -153,7 +153,7 @@ def test_params_take_a_plugin_list_and_refuse_paths():
 
 
 def test_notebook_runner_refuses_a_plugin_path_in_one_line(tmp_path, capsys):
-    from pai.notebook import main
+    from pai.compendium.notebook import main
 
     nb = tmp_path / "nb.py"
     nb.write_text('# %% tags=["parameters"]\nx = 1\n\n# %%\nprint(x)\n')
@@ -163,7 +163,7 @@ def test_notebook_runner_refuses_a_plugin_path_in_one_line(tmp_path, capsys):
 
 
 def test_sweep_imports_a_specs_files_plugin_only_when_trusted(clean_plugins, tmp_path, capsys):
-    from pai import runs
+    from pai.compendium import runs
 
     plugins.load(["my_pruner"], entry_points=False)
     spec = runs.make_spec(method="layer-magnitude", density=0.2, **TINY).to_dict()
@@ -177,7 +177,7 @@ def test_sweep_imports_a_specs_files_plugin_only_when_trusted(clean_plugins, tmp
 
 
 def test_the_scoreboard_has_a_row_per_plugin_method():
-    from pai.claims import evaluate, plugins as plugin_claims
+    from pai.compendium.claims import evaluate, plugins as plugin_claims
 
     rows = [{"run_id": f"{m}{s}", "model": "m", "dataset": "fashion-mnist", "method": m, "target_density": d,
              "seed": s, "prune_seed": s, "final_test_acc": acc + 0.01 * s, **({"plugin": "my_pruner"} if m == "mine" else {})}
@@ -196,8 +196,8 @@ def test_the_scoreboard_has_a_row_per_plugin_method():
 def test_the_readme_example_runs_through_a_tiny_notebook(clean_plugins, tmp_path, monkeypatch):
     """The README's worked example: the plugin listed in a stage's params, its folder on PYTHONPATH; two
     workers (spawned processes) run the specs, so they import it too."""
-    from pai.claims import write
-    from pai.notebook import run_notebook
+    from pai.compendium.claims import write
+    from pai.compendium.notebook import run_notebook
 
     monkeypatch.setenv("PYTHONPATH", f"{EXAMPLES}:{ROOT}")
     params = yaml.safe_load((ROOT / "params" / "node_path_balance.yaml").read_text())

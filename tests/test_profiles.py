@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pai import profiles
-from pai.errors import UserError
+from pai.compendium import profiles
+from pai.utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,9 +1,9 @@
-"""pai.progress: a line per finished run with k/N, elapsed and an estimate that ignores cache hits."""
+"""pai.utils.progress: a line per finished run with k/N, elapsed and an estimate that ignores cache hits."""
 import io
 
 import torch
 
-from pai.progress import Progress, progress_reporter
+from pai.utils.progress import Progress, progress_reporter
 
 
 class Clock:
@@ -48,7 +48,7 @@ def test_reporter_choice(capsys):
 
 def test_local_executor_prints_a_line_per_run(tmp_path, capsys, monkeypatch):
     """The executor's hook: every finished run reports (run_one replaced by a stub)."""
-    from pai import executors
+    from pai.compendium import executors
 
     out = executors.local_executor(lambda spec: {"spec": spec}, [{"i": i} for i in range(3)], workers=1,
                                    desc="runs")
@@ -74,7 +74,7 @@ def test_runs_finishing_together_are_not_taken_for_cache_hits():
 def test_parallel_executor_reports_run_times(capsys):
     import time
 
-    from pai import executors
+    from pai.compendium import executors
 
     executors.local_executor(time.sleep, [0.3, 0.3], workers=2, desc="runs")
     err = capsys.readouterr().err.splitlines()
@@ -84,7 +84,7 @@ def test_parallel_executor_reports_run_times(capsys):
 def test_inner_loops_print_a_line_per_interval_and_the_last(capsys):
     """Training steps off a terminal: the same rule as sweeps, throttled to one line per interval; a fast
     step is not a cache hit."""
-    from pai.progress import progress_reporter
+    from pai.utils.progress import progress_reporter
 
     bar = progress_reporter(1000, None, "vgg/fashion-mnist", unit="step", interval=3600.0)
     for _ in range(1000):

@@ -11,7 +11,7 @@ from pai.pruners.allocation import target_layer_densities
 from pai.metrics import vertex_expansion
 from pai.pruners.expanders import (_layer_generator, biregular, candidate_seed, configuration_graph, dense_layer_rule,
                                    simple_bipartite)
-from pai.seed import torch_generator
+from pai.utils.seed import torch_generator
 
 SHAPES = {"lenet-300-100": (1, 28), "lenet5": (1, 28), "resnet20": (3, 32), "vgg16": (3, 32)}
 

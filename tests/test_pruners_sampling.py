@@ -171,7 +171,7 @@ def test_pegs_returns_the_pretrained_state_and_searches_on_it():
     assert M.masks_equal(mask, S.search(net, DENSITY, seed=2, candidates=3).mask)  # candidates and λ at θ_T
     assert M.masks_equal(mask, get("pegs")(model, DENSITY, **kw))  # deterministic; mask alone by default
     assert M.masks_equal(prune(model, "pegs", DENSITY, **kw), mask)
-    via_prune = prune(model, "pegs", DENSITY, return_state=True, **kw)  # the form pai.runs.run_one asks for
+    via_prune = prune(model, "pegs", DENSITY, return_state=True, **kw)  # the form pai.compendium.runs.run_one asks for
     assert M.masks_equal(via_prune[0], mask) and all(torch.equal(via_prune[1][k], v) for k, v in state.items())
     assert same_state(model, before)
 

@@ -1,4 +1,4 @@
-"""pai/published.csv: schema, density conversions, spot values quoted from the sources, internal
+"""pai/compendium/published.csv: schema, density conversions, spot values quoted from the sources, internal
 consistency of the transcription (RReg's printed relative gains and averages), and paper_vs_ours."""
 import math
 import re
@@ -8,7 +8,7 @@ import pytest
 
 from pai.data import dataset_names
 from pai.models import model_names
-from pai.published import OURS_METRIC, WORKS, format_table, load_published, paper_vs_ours
+from pai.compendium.published import OURS_METRIC, WORKS, format_table, load_published, paper_vs_ours
 from pai import pruners
 
 COLUMNS = ["work", "table_or_figure", "method", "paper_method", "model", "paper_model", "dataset", "density",
@@ -206,10 +206,10 @@ def test_paper_vs_ours_tolerance_unmatched_and_ambiguity():
 
 
 def test_paper_table_is_one_function_for_every_stage():
-    """pai.published.paper_table: faithful static runs only (a variant's label differs from its method),
+    """pai.compendium.published.paper_table: faithful static runs only (a variant's label differs from its method),
     the excluded methods left out, and the published rows we did not run kept only on request."""
-    from pai.published import paper_table
-    from pai.stages import full_spectrum, node_path, phew
+    from pai.compendium.published import paper_table
+    from pai.compendium.stages import full_spectrum, node_path, phew
 
     rows = [dict(model="resnet20", dataset="cifar10", method="npb", label="npb", target_density=0.1, seed=s,
                  final_test_acc=0.8, regime="static") for s in (0, 1)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pai import runs
+from pai.compendium import runs
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from pai import runs
+from pai.compendium import runs
 from pai.data import shape
 from pai.models import initial_model
 
@@ -90,7 +90,7 @@ def test_ray_executor_matches_local(tmp_path):
 
 
 def test_executors_map_any_function():
-    from pai.executors import get_executor
+    from pai.compendium.executors import get_executor
 
     assert get_executor("local")(abs, [-1, 2, -3], progress=False) == [1, 2, 3]
 
@@ -155,7 +155,7 @@ BEFORE_REVISION = {"rreg": "a0f0536273641045", "xnet": "c5c4d4f84597e236"}
 
 
 def test_a_revised_default_moves_only_its_own_ids():
-    from pai.spec import revisions
+    from pai.compendium.spec import revisions
 
     for expected, kwargs in PINNED:
         s = runs.make_spec(**kwargs)
@@ -270,7 +270,7 @@ def test_a_finished_run_keeps_what_a_reader_needs_and_not_the_resume_state(tmp_p
     ("lth", {"rate": 1.0}, "must be in (0, 1)"),
 ])
 def test_a_bad_regime_option_stops_the_sweep_before_any_pruning(regime, options, needle, tmp_path, monkeypatch):
-    from pai.errors import UserError
+    from pai.utils.errors import UserError
 
     method = "dense" if regime == "lth" else "random"
     monkeypatch.setattr("pai.pruners.prune", lambda *a, **k: pytest.fail("pruned before the options were checked"))
@@ -289,7 +289,7 @@ def test_a_number_written_as_a_string_in_a_spec_file_is_refused(tmp_path, capsys
 
 
 def test_sweep_refuses_zero_workers_before_any_run(tmp_path):
-    from pai.errors import UserError
+    from pai.utils.errors import UserError
 
     with pytest.raises(UserError, match="workers must be an int >= 1"):
         runs.sweep([spec()], tmp_path, workers=0, progress=False)

@@ -28,14 +28,14 @@ import torch
 from torch import nn
 
 import pai.data as D
-from pai import runs as R
-from pai.config import TrainConfig
-from pai.errors import UserError
+from pai.compendium import runs as R
+from pai.train.config import TrainConfig
+from pai.utils.errors import UserError
 from pai.masks import NOTHING_KEPT, load_mask, prunable_parameters, save_mask, to_parametrize
 from pai.metrics import cli as metrics_cli
 from pai.models import create_model
 from pai.pruners import cli as prune_cli
-from pai.rundir import RunDir
+from pai.train.rundir import RunDir
 from pai.train import main as train_main, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def test_every_loader_in_the_source_is_safe():
 def test_load_torch_has_no_unsafe_switch():
     import inspect
 
-    from pai.io import load_torch
+    from pai.utils.io import load_torch
 
     assert "weights_only" not in inspect.signature(load_torch).parameters
 
@@ -234,7 +234,7 @@ def test_a_planted_pickle_never_runs_and_is_named(kind, tmp_path, capsys, monkey
 
 
 def test_a_planted_dst_state_never_runs(tmp_path):
-    from pai.dst import train_dst
+    from pai.train.dst import train_dst
 
     sentinel, run = tmp_path / "SENTINEL", tmp_path / "run"
     model = create_model("lenet-300-100", num_classes=10, in_channels=1, image_size=8)
@@ -247,7 +247,7 @@ def test_a_planted_dst_state_never_runs(tmp_path):
 
 
 def test_a_planted_lottery_ticket_rewind_never_runs(tmp_path):
-    from pai.lth import lottery_ticket
+    from pai.train.lth import lottery_ticket
 
     sentinel, run = tmp_path / "SENTINEL", tmp_path / "lth"
     bad = _plant(RunDir(run).rewind, sentinel, lambda p: {"rewind_iteration": 2, "state": p})
@@ -292,7 +292,7 @@ def tiny_folder(tmp_path_factory):
 
 @pytest.mark.parametrize("how", ["pickle", "npz-object-array"])
 def test_a_planted_tiny_imagenet_cache_never_runs_and_is_rebuilt(how, tiny_folder, tmp_path, monkeypatch):
-    import pai.tiny_imagenet as T
+    import pai.data.tiny_imagenet as T
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PAI_CACHE", str(tmp_path / "cache"))
@@ -427,7 +427,7 @@ PRUNE = ["--model", "lenet-300-100", "--method", "random", "--density", "0.3", "
 
 
 def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_half_written(tmp_path, capsys, monkeypatch):
-    import pai.io
+    import pai.utils.io
 
     def full(point):
         if point == "before_rename":
@@ -435,7 +435,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_half_written(tmp
 
     out = tmp_path / "m.pt"
     with monkeypatch.context() as m:
-        m.setattr(pai.io, "fault_point", full)
+        m.setattr(pai.utils.io, "fault_point", full)
         assert prune_cli.main([*PRUNE, "--out", str(out)]) == 2
         error_line(capsys, out, "no space left on the device", "free space")
         assert not out.exists() and no_temp_files(tmp_path)
@@ -467,12 +467,12 @@ def test_a_name_too_long_for_the_file_system_is_refused_before_pruning(tmp_path,
 
 
 def test_a_read_only_output_is_one_line_from_the_library(tmp_path, monkeypatch):
-    import pai.io
+    import pai.utils.io
 
     def read_only(*a, **k):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(pai.io.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(pai.utils.io.tempfile, "mkstemp", read_only)
     model, mask = _raw_mask(None, torch.bool)
     with pytest.raises(UserError, match=re.escape(str(tmp_path / "m.pt")) + ".*read-only.*writable folder"):
         save_mask(mask, tmp_path / "m.pt")
@@ -480,8 +480,8 @@ def test_a_read_only_output_is_one_line_from_the_library(tmp_path, monkeypatch):
 
 def test_a_read_only_cache_is_a_warning_not_a_failure(tiny_folder, tmp_path, monkeypatch):
     """The arrays are decoded and in memory: failing the run would throw that away."""
-    import pai.tiny_imagenet as T
-    from pai.errors import WriteError
+    import pai.data.tiny_imagenet as T
+    from pai.utils.errors import WriteError
 
     def read_only(path, write):
         raise WriteError(f"cannot write {path}: the folder is on a read-only file system; choose a writable folder")
@@ -507,7 +507,7 @@ def test_no_ray_cluster_at_the_address_is_one_line_in_seconds(tmp_path):
     assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
     assert "'127.0.0.1:1'" in lines[0] and "no Ray cluster" in lines[0]
     assert not list((tmp_path / "root").glob("*/run.json"))
-    from pai.executors import check_ray_address
+    from pai.compendium.executors import check_ray_address
 
     with pytest.raises(UserError, match="not host:port"):
         check_ray_address("127.0.0.1:http")

@@ -1,4 +1,4 @@
-"""pai.tiny_imagenet: the real on-disk layout (JPEGs written here with PIL), the tensor cache and its
+"""pai.data.tiny_imagenet: the real on-disk layout (JPEGs written here with PIL), the tensor cache and its
 invalidation, the regrouped validation layouts, and errors that name the path and the fix."""
 import os
 import shutil
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-import pai.tiny_imagenet as T
+import pai.data.tiny_imagenet as T
 from pai.data import DataNotFoundError, load_dataset
 
 N_TRAIN_PER_CLASS = 2

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from pai.rundir import RunDir
+from pai.train.rundir import RunDir
 from pai.masks import prunable_parameters, save_mask
 from pai.models import create_model
 from pai.train import TrainConfig, TrainResult, main, train

@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from pai.checkpoint import network_record
-from pai.config import TrainConfig
+from pai.train.checkpoint import network_record
+from pai.train.config import TrainConfig
 from pai.data import Dataset
-from pai.io import load_json
+from pai.utils.io import load_json
 from pai.models import create_model
-from pai.rundir import RunDir
+from pai.train.rundir import RunDir
 from pai.train import train
 
 

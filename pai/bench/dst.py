@@ -23,11 +23,11 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..data import load_dataset
-from ..dst import train_dst
-from ..models import initial_model
-from ..pruners import prune
-from ..train import TrainConfig, train
+from pai.data import load_dataset
+from pai.train.dst import train_dst
+from pai.models import initial_model
+from pai.pruners import prune
+from pai.train import TrainConfig, train
 
 TARGET = 0.05
 

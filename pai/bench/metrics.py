@@ -15,13 +15,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from ..masks import prunable_parameters
-from ..metrics.bipartite import unrolled_csr
-from ..metrics.fullspectrum import network_full_spectrum
-from ..metrics.ramanujan import delta_r, imdb, layer_spectrum, narc_of
-from ..metrics.summary import layer_metrics, network_metrics
-from ..data import shape
-from ..models import initial_model
+from pai.masks import prunable_parameters
+from pai.metrics.bipartite import unrolled_csr
+from pai.metrics.fullspectrum import network_full_spectrum
+from pai.metrics.ramanujan import delta_r, imdb, layer_spectrum, narc_of
+from pai.metrics.summary import layer_metrics, network_metrics
+from pai.data import shape
+from pai.models import initial_model
 
 OFFICIAL_ICLR = {("resnet20", 0.01): 0.5, ("resnet20", 0.10): 1.4, ("vgg16", 0.01): 23.5, ("vgg16", 0.10): 70.8}
 
@@ -95,6 +95,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _uniform(model: torch.nn.Module, density: float, seed: int = 0) -> Dict[str, torch.Tensor]:
     """The registered ``random`` pruner: exact per-layer counts, uniform positions, seeded."""
-    from ..pruners import prune
+    from pai.pruners import prune
 
     return prune(model, "random", density, seed=seed)

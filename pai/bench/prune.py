@@ -61,7 +61,7 @@ def fake_cifar(n: int = FAKE_TRAIN, seed: int = 0) -> SimpleNamespace:
     """A Dataset-like object of random CIFAR-shaped tensors (not real images)."""
     import torch
 
-    from ..data import shape
+    from pai.data import shape
 
     g = torch.Generator().manual_seed(seed)
     c, ch, s = shape(DATASET)
@@ -71,7 +71,7 @@ def fake_cifar(n: int = FAKE_TRAIN, seed: int = 0) -> SimpleNamespace:
 
 
 def parse_method(spec: str) -> Tuple[str, dict]:
-    from ..pruners.cli import parse_options
+    from pai.pruners.cli import parse_options
 
     name, _, opts = spec.partition(":")
     return name.strip(), parse_options([o for o in opts.split(",") if o.strip()])
@@ -81,10 +81,10 @@ def run_one(model_name: str, spec: str, density: float, threads: int) -> dict:
     """In this process: build the model, time ``pai.prune`` once, measure the RSS peak."""
     import torch
 
-    from ..masks import num_kept, num_total
-    from ..data import shape
-    from ..models import initial_model
-    from ..pruners import get, prune
+    from pai.masks import num_kept, num_total
+    from pai.data import shape
+    from pai.models import initial_model
+    from pai.pruners import get, prune
 
     torch.set_num_threads(threads)
     method, options = parse_method(spec)
@@ -116,7 +116,7 @@ def run_child(model_name: str, spec: str, density: float, threads: int, timeout:
 
 
 def default_methods() -> List[str]:
-    from ..pruners import names
+    from pai.pruners import names
 
     out = []
     for name in names():
@@ -171,7 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             results.append({"model": model, "method": spec, "density": args.density, **r})
             print(format_row(model, spec, args.density, r), flush=True)
     if args.json:
-        from ..io import save_json
+        from pai.utils.io import save_json
 
         save_json(results, args.json)
     return 0

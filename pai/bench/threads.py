@@ -1,4 +1,4 @@
-"""``python -m pai.bench threads``: the OpenMP wait policy on a loaded machine (:func:`pai.threads.passive_wait`).
+"""``python -m pai.bench threads``: the OpenMP wait policy on a loaded machine (:func:`pai.utils.threads.passive_wait`).
 
     python -m pai.bench threads [--model resnet20] [--method synflow] [--density 0.01] [--load 1] [--repeats 2]
 

@@ -35,10 +35,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data import Dataset, load_dataset
-from ..masks import prunable_parameters
-from ..models import create_model
-from ..train import TrainConfig, train
+from pai.data import Dataset, load_dataset
+from pai.masks import prunable_parameters
+from pai.models import create_model
+from pai.train import TrainConfig, train
 
 DENSITY = 0.01
 DEFAULT_CASES = ("lenet-300-100@28", "lenet5@28", "vgg11-w0.25@28", "vgg11-w0.25@14", "vgg16-w0.25@14",
@@ -205,6 +205,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _uniform(model: torch.nn.Module, density: float, seed: int = 0) -> Dict[str, torch.Tensor]:
     """The registered ``random`` pruner: exact per-layer counts, uniform positions, seeded."""
-    from ..pruners import prune
+    from pai.pruners import prune
 
     return prune(model, "random", density, seed=seed)

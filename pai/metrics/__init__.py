@@ -54,17 +54,17 @@ Tables (:mod:`.summary`): ``layer_metrics(model, mask) -> [row per layer]``,
 ``channel_spectral_gap(mask)``).
 Command line: ``python -m pai metrics --mask FILE --model M --dataset D`` (:mod:`.cli`).
 """
-from .bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, layer_groups, unrolled_csr
-from .fullspectrum import (FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm,
+from pai.metrics.bipartite import ENCODINGS, biadjacency, degrees, drop_isolated, layer_groups, unrolled_csr
+from pai.metrics.fullspectrum import (FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm,
                            full_spectrum_summary, moving_distance, network_full_spectrum)
-from .linalg import top_singular_values
-from .paths import dead_weights, effective_mask, effective_nodes, effective_paths, layer_width, path_kernel_trace
-from .ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spectral_gap, layer_spectrum, narc,
+from pai.metrics.linalg import top_singular_values
+from pai.metrics.paths import dead_weights, effective_mask, effective_nodes, effective_paths, layer_width, path_kernel_trace
+from pai.metrics.ramanujan import (RULES, iterative_ramanujan_gap, iterative_weighted_spectral_gap, layer_spectrum, narc,
                         ramanujan_gap, weighted_spectral_gap)
-from .spectral import spectral_gap, vertex_expansion
-from .paired import chance_accuracy, collapsed, mean_interval, paired_difference
-from .stats import bootstrap_ci, correlation, correlation_difference, partial_correlation, pearson, spearman
-from .summary import INCLUDE, channel_spectral_gap, layer_metrics, network_metrics, run_metrics
+from pai.metrics.spectral import spectral_gap, vertex_expansion
+from pai.metrics.paired import chance_accuracy, collapsed, mean_interval, paired_difference
+from pai.metrics.stats import bootstrap_ci, correlation, correlation_difference, partial_correlation, pearson, spearman
+from pai.metrics.summary import INCLUDE, channel_spectral_gap, layer_metrics, network_metrics, run_metrics
 
 __all__ = [
     "ENCODINGS", "biadjacency", "degrees", "drop_isolated", "unrolled_csr", "layer_groups",

@@ -49,7 +49,7 @@ def _layer_tensors(weight: Optional[torch.Tensor], mask: Optional[torch.Tensor])
 
 def layer_groups(model) -> Dict[str, int]:
     """``{weight name: groups}`` of every prunable layer of ``model`` (1 for Linear and plain convs)."""
-    from ..masks import prunable_modules
+    from pai.masks import prunable_modules
 
     return {k: int(getattr(m, "groups", 1)) for k, m in prunable_modules(model).items()}
 

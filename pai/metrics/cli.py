@@ -17,10 +17,11 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..data import dataset_names, shape as data_shape
-from ..errors import Parser, UserError, check_distinct, check_output, cli
-from ..io import load_torch
-from ..masks import check_mask, load_mask
+from pai.data import dataset_names, shape as data_shape
+from pai.utils.errors import Parser, UserError, check_distinct, cli
+from pai.utils.io import check_output
+from pai.utils.io import load_torch
+from pai.masks import check_mask, load_mask
 
 COLUMNS = [  # (row key, header, format)
     ("layer", "layer", "{}"), ("density", "density", "{:7.4f}"), ("width_out", "w_out", "{:5d}"),
@@ -32,7 +33,7 @@ COLUMNS = [  # (row key, header, format)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..models import model_names
+    from pai.models import model_names
 
     p = Parser(prog="python -m pai metrics", description=__doc__.split("\n")[0] + " Bad input exits with 2; "
                "--debug shows tracebacks.")
@@ -96,8 +97,8 @@ def format_table(rows: List[Dict]) -> str:
 @cli("python -m pai metrics")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from ..models import initial_model
-    from .summary import layer_metrics, network_metrics
+    from pai.models import initial_model
+    from pai.metrics.summary import layer_metrics, network_metrics
 
     if args.json:  # checked first: writing it must not destroy an input, nor fail after the work
         check_distinct(args.json, [args.mask, args.weights], what="--json")
@@ -128,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for key, value in summary.items():
         print(f"{key:26s} {value:.6g}" if isinstance(value, float) else f"{key:26s} {value}")
     if args.json:
-        from ..io import save_json
+        from pai.utils.io import save_json
 
         save_json({"layers": rows, "summary": summary, "model": args.model, "mask": args.mask}, args.json)
     return 0

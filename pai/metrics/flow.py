@@ -63,8 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..graph import gate_operand
-from ..threads import torch_threads
+from pai.graph import gate_operand
+from pai.utils.threads import torch_threads
 
 MODES = ("paths", "support", "kernel")
 _TRACES: "weakref.WeakKeyDictionary[nn.Module, fx.GraphModule]" = weakref.WeakKeyDictionary()

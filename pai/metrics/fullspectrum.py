@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..masks import check_mask, prunable_parameters
-from .bipartite import layer_groups, unrolled_csr
-from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum
+from pai.masks import check_mask, prunable_parameters
+from pai.metrics.bipartite import layer_groups, unrolled_csr
+from pai.metrics.ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum
 
 FIELDS = ("delta_r", "lam", "it_delta_r", "it_lam")
 
@@ -82,7 +82,7 @@ MOVING_INVALID = ("zero", "drop")
 def moving_distance(start: Mapping[str, Sequence[float]], end: Mapping[str, Sequence[float]],
                     invalid: str = "zero") -> Dict[str, object]:
     """The full-spectrum "l2-moving distance" of a subnetwork (Hoang, Kundu, Liu & Wang, NeurIPS 2023),
-    the one function every caller uses (static runs in :mod:`pai.experiments`, DST in :mod:`pai.dst`).
+    the one function every caller uses (static runs in :mod:`pai.compendium.experiments`, DST in :mod:`pai.train.dst`).
 
     **Our reading.**  The abstract speaks of a subnetwork's "L2-distance from its original
     initialization" in the full-spectrum coordinate system; the authors' dev code

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..graph import build_graph
-from ..masks import Mask, check_mask, prunable_parameters
-from .flow import one_thread, run_flow
+from pai.graph import build_graph
+from pai.masks import Mask, check_mask, prunable_parameters
+from pai.metrics.flow import one_thread, run_flow
 
 LN10 = math.log(10.0)
 LN2 = math.log(2.0)

@@ -41,7 +41,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .linalg import Matrix, as_csr, block_top_sv_lower_bounds, top_sv_csr
+from pai.metrics.linalg import Matrix, as_csr, block_top_sv_lower_bounds, top_sv_csr
 
 RULES = ("iclr", "neurips")
 MIN_CLASS = {"iclr": 3, "neurips": 2}
@@ -164,6 +164,7 @@ IMDB_BOUND_MARGIN = 1e-9  # relative slack of imdb_upper_bound, far above any ro
 def imdb_upper_bound(S: sp.csr_matrix, rule: str = "neurips", normalized: Optional[bool] = None,
                      exact_up_to: int = 64, steps: Sequence[int] = (12, 24), below: Optional[float] = None) -> float:
     """A number ``>=`` :func:`imdb` of ``layer_spectrum(S)`` (NaN when that is NaN), without the large solves.
+    Long on purpose: the exact small classes, the two Lanczos passes and the bound's assembly share state.
 
     Each valid class's ``sigma_2`` enters IMDB with a minus sign, so a lower bound of it bounds IMDB from
     above.  Classes of at most ``exact_up_to`` rows get their eigenvalues from one batched dense solve of

@@ -15,12 +15,12 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ..seed import numpy_generator
-from .fullspectrum import (  # noqa: F401  (re-exported)
+from pai.utils.seed import numpy_generator
+from pai.metrics.fullspectrum import (  # noqa: F401  (re-exported)
     FullSpectrum, full_spectrum, full_spectrum_distance, full_spectrum_norm, full_spectrum_summary, moving_distance,
     network_full_spectrum)
-from .linalg import Matrix, as_csr, top_singular_values, top_sv_csr  # noqa: F401  (re-exported)
-from .ramanujan import (  # noqa: F401  (re-exported)
+from pai.metrics.linalg import Matrix, as_csr, top_singular_values, top_sv_csr  # noqa: F401  (re-exported)
+from pai.metrics.ramanujan import (  # noqa: F401  (re-exported)
     iterative_ramanujan_gap, iterative_weighted_spectral_gap, narc, ramanujan_gap, weighted_spectral_gap)
 
 

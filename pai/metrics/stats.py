@@ -22,7 +22,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 from scipy import stats as sps
 
-from .paired import (COLLAPSE_MARGIN, NUM_CLASSES, Paired, _check_level, chance_accuracy,  # noqa: F401
+from pai.metrics.paired import (COLLAPSE_MARGIN, NUM_CLASSES, Paired, _check_level, chance_accuracy,  # noqa: F401
                      collapsed, mean_interval, paired_difference)
 
 STATS = ("pearson", "spearman")

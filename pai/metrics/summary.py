@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..masks import check_mask, check_materialized, prunable_parameters
-from . import paths as P
-from .bipartite import biadjacency, layer_groups, unrolled_csr
-from .ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum, narc_of
-from .spectral import spectral_gap, vertex_expansion
+from pai.masks import check_mask, check_materialized, prunable_parameters
+from pai.metrics import paths as P
+from pai.metrics.bipartite import biadjacency, layer_groups, unrolled_csr
+from pai.metrics.ramanujan import delta_r, imdb, imdb_lambda, lam, layer_spectrum, narc_of
+from pai.metrics.spectral import spectral_gap, vertex_expansion
 
 INCLUDE = ("spectral", "expansion", "paths", "kernel")
 NAN = float("nan")

@@ -21,7 +21,7 @@ VGG, ResNet and MobileNet names take a width-multiplier suffix, ``vgg11-w0.25``,
 Every model is ``torch.fx.symbolic_trace``-able, its prunable layers are plain ``nn.Conv2d`` /
 ``nn.Linear`` modules, and residual blocks keep their projection (or ``nn.Identity``) in an
 attribute named ``shortcut``.  Randomness comes from torch's global generator: seed it
-(``pai.seed.seed_everything``) before ``create_model`` for a bit-identical initialisation.
+(``pai.utils.seed.seed_everything``) before ``create_model`` for a bit-identical initialisation.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from typing import Sequence
 
 from torch import nn
 
-from ..registry import Registry
-from ..seed import seed_everything
+from pai.utils.registry import Registry
+from pai.utils.seed import seed_everything
 
 MODELS = Registry("model")
 register_model = MODELS.register
@@ -130,7 +130,7 @@ def register_width_model(name: str):
 
 
 # Imported last: each file registers its builders with ``register_model`` defined above.
-from . import lenet, mlp, mobilenet, resnet, vgg, wrn  # noqa: E402,F401
+from pai.models import lenet, mlp, mobilenet, resnet, vgg, wrn  # noqa: E402,F401
 
 __all__ = ["MODELS", "register_model", "register_width_model", "create_model", "initial_model", "model_names",
            "parse_name", "init_weights"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import init_weights, register_model
+from pai.models import init_weights, register_model
 
 MIN_IMAGE_SIZE = 16
 

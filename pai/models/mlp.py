@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import init_weights, register_model
+from pai.models import init_weights, register_model
 
 
 class MLP(nn.Module):

@@ -38,7 +38,7 @@ from typing import List
 import torch
 from torch import nn
 
-from . import init_weights, register_width_model, scaled
+from pai.models import init_weights, register_width_model, scaled
 
 # Howard et al. Table 1 after the stem: (pointwise output width, depthwise stride); CIFAR strides.
 V1_PLAN = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),

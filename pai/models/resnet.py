@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import init_weights, register_width_model, scaled
+from pai.models import init_weights, register_width_model, scaled
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:

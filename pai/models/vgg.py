@@ -19,7 +19,7 @@ from typing import List, Sequence, Union
 import torch
 from torch import nn
 
-from . import init_weights, register_width_model, scaled
+from pai.models import init_weights, register_width_model, scaled
 
 # OpenLTH/SynFlow plans: four 'M', the last conv group is pooled by the head.
 PLANS = {

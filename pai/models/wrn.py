@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import init_weights, register_model
+from pai.models import init_weights, register_model
 
 
 class WideBasicBlock(nn.Module):

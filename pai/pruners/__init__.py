@@ -31,10 +31,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
-from ..masks import Mask, check_mask, check_materialized, prunable_parameters, validate_density
-from ..registry import Registry
-from ..seed import preserved_rng, seed_everything
-from .checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
+from pai.masks import Mask, check_mask, check_materialized, prunable_parameters, validate_density
+from pai.utils.registry import Registry
+from pai.utils.seed import preserved_rng, seed_everything
+from pai.pruners.checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
 
 PRUNERS = Registry("pruner")
 
@@ -53,7 +53,7 @@ class Pruner:
     with ``return_state=True`` it returns ``(mask, state_dict)``, the weights its mask was chosen on,
     which training must start from (PEGS trains densely first).  ``revision`` r > 1: the default mask
     changed (``revision_note`` says how); it enters the run id of every spec using the method
-    (``pai.spec.run_id``), so a run cached under the old default is never taken for the new one.
+    (``pai.compendium.spec.run_id``), so a run cached under the old default is never taken for the new one.
     ``options``: the option names it takes (None: any).  ``density_free(options) -> bool``: for these
     options the count does not follow ``density`` (no count check).  ``degenerate_hint(options, kinds)
     -> str | None``: the fix to name when its mask is degenerate (:mod:`.checks`).
@@ -199,7 +199,7 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     :class:`DegenerateMaskWarning`), ``"raise"`` (``ValueError``) or ``"ignore"``; a mask that keeps
     no weight is always an error.
     """
-    from ..data import Dataset
+    from pai.data import Dataset
 
     density = validate_density(density)
     pruner = get(method)

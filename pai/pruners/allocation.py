@@ -18,7 +18,7 @@ from typing import Dict, Mapping, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..masks import prunable_parameters, validate_density
+from pai.masks import prunable_parameters, validate_density
 
 SCHEMES = ("uniform", "erk", "er")
 

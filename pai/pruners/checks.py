@@ -29,7 +29,7 @@ from typing import Callable, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from ..masks import NOTHING_KEPT
+from pai.masks import NOTHING_KEPT
 
 MODES = ("warn", "raise", "ignore")
 KINDS = ("nothing-kept", "empty-layers", "density", "no-path")
@@ -43,7 +43,7 @@ class DegenerateMaskWarning(UserWarning):
 def has_path(model: nn.Module, mask: Mapping[str, torch.Tensor], input_shape=None) -> Optional[bool]:
     """Whether any input->output path survives ``mask``; ``None`` when it cannot be told (no input
     shape, or a model the flow engine cannot trace)."""
-    from ..metrics.flow import run_flow
+    from pai.metrics.flow import run_flow
 
     shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
     if shape is None:

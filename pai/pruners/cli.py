@@ -17,8 +17,9 @@ import json
 import sys
 from typing import Dict, List, Optional
 
-from ..errors import Parser, UserError, check_output, cli
-from ..masks import layer_table, num_kept, num_total, save_mask, validate_density
+from pai.utils.errors import Parser, UserError, cli
+from pai.utils.io import check_output
+from pai.masks import layer_table, num_kept, num_total, save_mask, validate_density
 
 DEFAULT_DATASET = "fashion-mnist"  # the project's default: its shape without --dataset
 
@@ -54,9 +55,9 @@ def parse_options(items: List[str]) -> Dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import names
-    from ..data import dataset_names
-    from ..models import model_names
+    from pai.pruners import names
+    from pai.data import dataset_names
+    from pai.models import model_names
 
     p = Parser(prog="python -m pai prune", description="Prune a model at initialisation and write its mask "
                "(density = fraction of weights kept). Bad input exits with 2 before any work; --debug shows "
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_options(method: str, fn, options: Dict[str, object]) -> None:
     """``ValueError`` naming an option that ``fn`` (the pruner ``method``) does not take, with the valid ones."""
-    from . import check_options as check
+    from pai.pruners import check_options as check
 
     check(method, options)
 
@@ -102,9 +103,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     A degenerate mask (empty layers, no input->output path, far off the density) is an error unless
     ``--degenerate warn`` or ``ignore`` (with ``pai.prune``'s checks)."""
     args = build_parser().parse_args(argv)
-    from . import get, prune
-    from ..data import shape as data_shape
-    from ..models import initial_model
+    from pai.pruners import get, prune
+    from pai.data import shape as data_shape
+    from pai.models import initial_model
 
     density = validate_density(args.density)
     options = parse_options(args.option)
@@ -121,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_output(args.out, what="--out")
     data = None
     if fn.needs_data:
-        from ..data import load_dataset
+        from pai.data import load_dataset
 
         data = load_dataset(args.dataset, seed=args.seed)
     mask = prune(model, args.method, density, seed=args.seed, data=data, degenerate=args.degenerate, **options)

@@ -67,10 +67,10 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from ..masks import Mask, prunable_parameters
-from ..seed import torch_generator
-from . import register_pruner
-from .allocation import SCHEMES, target_layer_densities
+from pai.masks import Mask, prunable_parameters
+from pai.utils.seed import torch_generator
+from pai.pruners import register_pruner
+from pai.pruners.allocation import SCHEMES, target_layer_densities
 
 VARIANTS = ("input", "smaller_side")
 
@@ -176,7 +176,7 @@ def candidate_seed(seed: int, index: int, candidate: int) -> int:
 def best_expander(draw, n_graphs: int, samples: int, seed: int, index: int) -> torch.Tensor:
     """The candidate of largest :func:`pai.metrics.vertex_expansion` among ``n_graphs`` draws (fresh
     samples per candidate, as the official code); the first one if no side has 3 nodes or more."""
-    from ..metrics.spectral import vertex_expansion
+    from pai.metrics.spectral import vertex_expansion
 
     best, best_score = None, -math.inf
     for c in range(n_graphs):

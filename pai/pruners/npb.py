@@ -111,15 +111,15 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from . import register_pruner
-from ..graph import LayerNode, build_graph, gate_operand
-from ..metrics.flow import ACTIVATION_FUNCTIONS, ACTIVATION_METHODS, ACTIVATION_MODULES, is_stochastic_depth
-from ..masks import Mask, prunable_parameters
-from ..seed import torch_generator
-from ..threads import torch_threads
-from .allocation import layer_budgets, round_budgets
-from .npb_solver import NODE_TERMS, PATH_NORMS, materialize, npb_objective, refill, solve_fast, solve_milp
-from .random import random_positions
+from pai.pruners import register_pruner
+from pai.graph import LayerNode, build_graph, gate_operand
+from pai.metrics.flow import ACTIVATION_FUNCTIONS, ACTIVATION_METHODS, ACTIVATION_MODULES, is_stochastic_depth
+from pai.masks import Mask, prunable_parameters
+from pai.utils.seed import torch_generator
+from pai.utils.threads import torch_threads
+from pai.pruners.allocation import layer_budgets, round_budgets
+from pai.pruners.npb_solver import NODE_TERMS, PATH_NORMS, materialize, npb_objective, refill, solve_fast, solve_milp
+from pai.pruners.random import random_positions
 
 SOLVERS = ("auto", "milp", "fast")
 MILP_MAX_KERNELS = 64 * 32  # "auto": HiGHS up to this many kernels per chunk (all of ResNet-20), fast beyond

@@ -89,10 +89,10 @@ from typing import Dict, List, Mapping, Optional
 
 import torch
 
-from ..graph import INPUT, OUTPUT, build_graph
-from ..masks import Mask, check_mask, prunable_parameters
-from ..seed import torch_generator
-from . import register_pruner
+from pai.graph import INPUT, OUTPUT, build_graph
+from pai.masks import Mask, check_mask, prunable_parameters
+from pai.utils.seed import torch_generator
+from pai.pruners import register_pruner
 
 NEVER = torch.iinfo(torch.int64).max  # "first walk" of a weight no walk has picked
 WEIGHTINGS = ("magnitude", "uniform", "inverse", "square")

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import get, register_pruner
-from ..masks import Mask, check_mask, load_mask, prunable_parameters
-from ..seed import torch_generator
-from .allocation import layer_budgets
+from pai.pruners import get, register_pruner
+from pai.masks import Mask, check_mask, load_mask, prunable_parameters
+from pai.utils.seed import torch_generator
+from pai.pruners.allocation import layer_budgets
 
 SHUFFLE_STREAM = 0x5F1  # salt: the shuffle's generator differs from the base method's
 

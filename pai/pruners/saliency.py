@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_pruner
-from ..masks import Mask, prunable_parameters, topk_global, topk_layerwise
-from ..seed import torch_generator
-from .allocation import layer_budgets
+from pai.pruners import register_pruner
+from pai.masks import Mask, prunable_parameters, topk_global, topk_layerwise
+from pai.utils.seed import torch_generator
+from pai.pruners.allocation import layer_budgets
 
 SCOPES = ("global", "layer")
 BATCH_SIZE = 256

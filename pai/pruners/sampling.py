@@ -75,10 +75,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import get, register_pruner
-from ..masks import Mask, masks_equal, num_kept, prunable_parameters
-from ..progress import progress_reporter
-from ..seed import seed_everything, torch_generator
+from pai.pruners import get, register_pruner
+from pai.masks import Mask, masks_equal, num_kept, prunable_parameters
+from pai.utils.progress import progress_reporter
+from pai.utils.seed import seed_everything, torch_generator
 
 SELECT = ("layerwise", "global")
 NOISY_GENERATORS = frozenset({"synflow", "synflow-l2", "magnitude"})  # deterministic given the weights
@@ -118,7 +118,7 @@ def layer_scores(weight: torch.Tensor, mask: torch.Tensor) -> Scores:
 
 
 def _spectrum_fns():
-    from ..metrics.spectral import full_spectrum, full_spectrum_norm  # lazy: scipy loads only to score
+    from pai.metrics.spectral import full_spectrum, full_spectrum_norm  # lazy: scipy loads only to score
 
     return full_spectrum, full_spectrum_norm
 
@@ -130,8 +130,8 @@ def layer_imdb_r(mask: torch.Tensor) -> float:
     layer's solves and the weighted class solves (about half of a layer's eigen-solves) are skipped; the
     classes and their solves are the same calls on the same matrices as in the full score.
     """
-    from ..metrics.bipartite import unrolled_csr
-    from ..metrics.ramanujan import imdb, layer_spectrum
+    from pai.metrics.bipartite import unrolled_csr
+    from pai.metrics.ramanujan import imdb, layer_spectrum
 
     ls = layer_spectrum(unrolled_csr(None, mask), weighted=False, only_valid="neurips", whole=False)
     return _finite(imdb(ls, "neurips", normalized=False))
@@ -140,8 +140,8 @@ def layer_imdb_r(mask: torch.Tensor) -> float:
 def layer_imdb_r_upper(mask: torch.Tensor, below: Optional[float] = None) -> float:
     """A number ``>=`` :func:`layer_imdb_r` (:func:`pai.metrics.ramanujan.imdb_upper_bound`; 0 where that is 0);
     the tighter stages are skipped once it is under ``below``."""
-    from ..metrics.bipartite import unrolled_csr
-    from ..metrics.ramanujan import imdb_upper_bound
+    from pai.metrics.bipartite import unrolled_csr
+    from pai.metrics.ramanujan import imdb_upper_bound
 
     return _finite(imdb_upper_bound(unrolled_csr(None, mask), "neurips", normalized=False, below=below))
 
@@ -208,7 +208,7 @@ def _one_blas_thread():
     libraries each time (~8 ms, paid per scored layer before).
     """
     _spectrum_fns()  # loads scipy's LAPACK
-    from ..metrics.linalg import single_thread_blas
+    from pai.metrics.linalg import single_thread_blas
 
     return single_thread_blas()
 
@@ -346,7 +346,7 @@ def pretrain_dense(model: nn.Module, data, iterations: int, *, seed: int, batch_
                    augment: bool = False) -> nn.Module:
     """A trained copy of ``model``: ``iterations`` dense SGD steps (Nesterov) on ``data``'s training
     split, batches from a generator seeded by ``seed``, on the model's device."""
-    from ..data import augment as augment_batch, iterate_batches
+    from pai.data import augment as augment_batch, iterate_batches
 
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"pretrain_iterations must be an int >= 0, got {iterations!r}")

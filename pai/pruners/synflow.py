@@ -75,8 +75,8 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
-from . import register_pruner
-from ..masks import Mask, prunable_parameters
+from pai.pruners import register_pruner
+from pai.masks import Mask, prunable_parameters
 
 SCHEDULES = ("exponential", "linear")
 RULES = ("threshold", "percentile", "exact")
