@@ -390,6 +390,12 @@ def _method_options(v):
     return v
 
 
+def _plugins(v):
+    from pai.compendium.plugins import check_names
+
+    return check_names(v, "plugins")  # a list of dotted module names; its own one-line refusal
+
+
 def _train_field(key: str):
     """A ``TrainConfig`` field: its own checks (:class:`pai.train.config.TrainConfig`), per model or for all."""
     def one(v):
@@ -446,6 +452,7 @@ RULES: Dict[str, Callable[[Any], Any]] = {
     "lth_rate": _num(0.0, 1.0, low_open=True, high_open=True),  # pai.train.lth: fraction pruned per round
     "lth_rewind_iteration": _int(0),
     "curve_epochs": _int(1),
+    "plugins": _plugins,
 }
 
 
