@@ -31,6 +31,7 @@ the subset comes from an explicit generator rather than torch's global one; exac
 """
 from __future__ import annotations
 
+
 from contextlib import contextmanager
 from typing import Dict, Iterator, Tuple
 
@@ -140,6 +141,39 @@ def snip_scores(model: nn.Module, data, *, seed: int = 0, samples_per_class: int
     return {k: (g * w.detach()).abs() for k, g, w in zip(weights, grads, params)}
 
 
+class _HardSigmoid(nn.Module):
+    """``relu6(x + 3) / 6``: the value of ``nn.Hardsigmoid``, through ops that torch can differentiate twice
+    (it has no derivative of ``hardsigmoid_backward``); its second derivative is 0, as the original's is
+    almost everywhere."""
+
+    def forward(self, x):
+        return F.relu6(x + 3.0) / 6.0
+
+
+class _HardSwish(_HardSigmoid):
+    def forward(self, x):
+        return x * super().forward(x)
+
+
+@contextmanager
+def _twice_differentiable(model: nn.Module):
+    """Swap ``nn.Hardsigmoid`` / ``nn.Hardswish`` (MobileNetV3's gates and activations) for the same
+    functions written with ``relu6`` while GraSP takes its Hessian-gradient product; put them back after."""
+    swapped = []
+    for name, m in list(model.named_modules()):
+        twin = _HardSwish if isinstance(m, nn.Hardswish) else _HardSigmoid if isinstance(m, nn.Hardsigmoid) else None
+        if twin is not None:
+            parent, _, leaf = name.rpartition(".")
+            owner = model.get_submodule(parent) if parent else model
+            swapped.append((owner, leaf, m))
+            setattr(owner, leaf, twin())
+    try:
+        yield
+    finally:
+        for owner, leaf, m in swapped:
+            setattr(owner, leaf, m)
+
+
 def grasp_scores(model: nn.Module, data, *, seed: int = 0, samples_per_class: int = 10,
                  class_balanced: bool = False, train_mode: bool = False,
                  temperature: float = 200.0) -> Dict[str, torch.Tensor]:
@@ -148,7 +182,7 @@ def grasp_scores(model: nn.Module, data, *, seed: int = 0, samples_per_class: in
     params = list(weights.values())
     g_stop = [torch.zeros_like(w) for w in params]
     hg = [torch.zeros_like(w) for w in params]
-    with _grads_on(params):
+    with _grads_on(params), _twice_differentiable(model):
         for xb, yb in batches:
             loss = F.cross_entropy(model(xb) / temperature, yb)
             torch._foreach_add_(g_stop, torch.autograd.grad(loss, params))
