@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 
 from torch import nn
 
-from ..masks import Mask, check_mask, prunable_parameters, validate_density
+from ..masks import SHUFFLES, Mask, check_mask, layer_shuffle, prunable_parameters, validate_density
 from ..registry import Registry
 from ..seed import preserved_rng, seed_everything
 from .checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
@@ -101,8 +101,15 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     input->output path, a count more than 10% off the target) gives -- ``"warn"`` (a
     :class:`DegenerateMaskWarning`), ``"raise"`` (``ValueError``) or ``"ignore"``; a mask that keeps
     no weight is always an error.
+
+    ``shuffle="layer"`` (an option every pruner takes) permutes the pruner's mask within each layer,
+    seeded by ``seed`` (:func:`pai.masks.layer_shuffle`): the sanity check of Frankle et al., ICLR 2021,
+    Sec. 5 -- same layer-wise densities, the choice within each layer forgotten.
     """
     density = validate_density(density)
+    shuffle = options.pop("shuffle", None)
+    if shuffle is not None and shuffle not in SHUFFLES:
+        raise ValueError(f"shuffle must be one of {', '.join(SHUFFLES)} (or left out), got {shuffle!r}")
     fn = get(method)
     total = sum(p.numel() for p in prunable_parameters(model).values())  # raises for no prunable layer
     if round(density * total) == 0:
@@ -126,6 +133,8 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     if isinstance(mask, tuple):  # (mask, state): PEGS with return_state=True also hands back its weights
         mask, extra = mask
     mask = {k: v.detach().bool() for k, v in mask.items()}
+    if shuffle == "layer":
+        mask = layer_shuffle(mask, seed)
     check_mask(model, mask)
     density_free = getattr(fn, "density_free", None)
     check_degenerate(model, mask, density, method, degenerate, getattr(fn, "degenerate_hint", None), options,
@@ -150,6 +159,8 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
     valid = [] if method == "dense" else option_names(get(method))
     if valid is None:
         return
+    if method != "dense":
+        valid = [*valid, "shuffle"]  # handled by prune() for every pruner
     for key in options:
         if key not in valid:
             raise ValueError(f"method {method!r} has no option {key!r}; valid: {', '.join(valid) or '(none)'}")
