@@ -34,6 +34,7 @@ TINY_BY_STAGE = {
                       "itop_update_interval": 4, "lth_rate": 0.6},
     "phew_path_kernel": {"models": ["lenet-300-100"], "methods": ["phew", "synflow", "snip (train mode)", "random"],
                          "densities": [0.2, 0.05], "variant_densities": [0.05], "geometry_densities": [0.2, 0.05],
+                         "shuffled_methods": ["phew", "synflow"], "shuffled_densities": [0.05],
                          "epochs": 2, "eval_every": 2, "focus_density": 0.05, "curve_epochs": 2},
     "node_path_balance": {"methods": ["random-erk", "npb"], "densities": [0.2, 0.05],
                           "variant_methods": ["npb (paper normaliser)"], "variant_densities": [0.05],

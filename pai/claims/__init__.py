@@ -56,7 +56,7 @@ What each claim reads (stage: claim ids -> columns beyond model, method, target_
   ln_effective_nodes (results: effective_nodes); node_path_balance/results:
   ``npb_ge_baselines_sparse`` -> final_test_acc.
 """
-from . import expanders, npb, phew, spectrum  # noqa: F401  (registering the claims is importing them)
+from . import expanders, literature, npb, phew, spectrum  # noqa: F401  (registering the claims is importing them)
 from .engine import (CLAIMS, CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, RULE, Claim, ClaimResult, Evidence,
                      MissingData, decide, evaluate, register_claim)
 from .report import markdown, report, to_json, write

@@ -5,8 +5,9 @@ and PEGS beside their generators and the lottery ticket, and ITOP's moving dista
 Tables (``<out_dir>/tables/``, read by ``pai.claims``): ``moving_distance.csv`` (``run_id,
 moving_distance`` of every static run, :func:`pai.experiments.moving_distance_of_run`),
 ``spectrum_correlations.csv`` (per quantity: pooled and within-density Pearson ρ with 95% intervals),
-``pags_pegs.csv`` (accuracy per generator, meta-method and seed) and, under a paper profile,
-``paper_vs_ours.csv``.
+``pags_pegs.csv`` (accuracy per generator, meta-method and seed), ``layer_densities.csv`` (``run_id`` and
+the kept fraction of every layer of every static run's mask, :func:`layer_density_table`) and, under a
+paper profile, ``paper_vs_ours.csv``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import plots
+from ..claims.literature import LAYER_DENSITY
 from ..experiments import add_full_spectrum_columns, itop_trajectories
 from ..metrics.paired import chance_accuracy, collapsed
 from ..metrics.stats import correlation, partial_correlation
@@ -41,7 +43,25 @@ def results_table(results: List[Dict], out_dir: str | Path) -> pd.DataFrame:
     table["collapsed"] = collapsed(table.final_test_acc.astype(float), chance)
     static = table[table.regime == "static"]
     save_table(static[["run_id", "moving_distance"]], root / "tables" / "moving_distance.csv")
+    save_table(layer_density_table(static, root / "runs"), root / "tables" / "layer_densities.csv")
     return table
+
+
+def layer_density_table(table: pd.DataFrame, runs_root: str | Path) -> pd.DataFrame:
+    """``run_id`` and, per prunable layer, ``layer_density:<weight name>``: the fraction of that layer's
+    weights the run's mask (``mask.pt``) keeps -- the control of Cunegatti et al. (TMLR 2024), who find
+    that Ramanujan-type metrics predict accuracy no better than the layer-wise density.  Read from the
+    masks, so no run changes; runs without a mask (dense) are left out."""
+    from ..masks import kept_layer_densities, load_mask
+    from ..rundir import RunDir
+
+    rows = []
+    for run_id in table["run_id"]:
+        path = RunDir(Path(runs_root) / str(run_id)).mask
+        if path.exists():
+            dens = kept_layer_densities(load_mask(path))
+            rows.append({"run_id": run_id, **{f"{LAYER_DENSITY}{k}": v for k, v in dens.items()}})
+    return pd.DataFrame(rows, columns=None if rows else ["run_id"])
 
 
 def population(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
