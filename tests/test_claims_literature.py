@@ -83,6 +83,7 @@ def test_cunegatti_few_runs_or_no_layer_densities_are_inconclusive():
     few = verdicts({"full_spectrum": merged(spectrum_population(seeds=range(2)))}, "full_spectrum")
     r = few["delta_r_no_better_than_layer_density", None]
     assert r.verdict == INCONCLUSIVE and r.evidence.low < 0 < r.evidence.high  # 16 runs: too wide to show "none"
+    assert any("'holds' is out of reach" in n for n in r.evidence.notes)  # and the notes say why
     bare = verdicts({"full_spectrum": merged(spectrum_population(layer_densities=False))}, "full_spectrum")
     r = bare["delta_r_no_better_than_layer_density", None]
     assert r.verdict == INCONCLUSIVE and "layer_densities.csv" in r.reason

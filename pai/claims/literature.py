@@ -32,7 +32,7 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from ..metrics.stats import partial_correlation
+from ..metrics.stats import fisher_interval, partial_correlation
 from ..variants import base_of, unshuffled
 from .engine import STAGES, Evidence, MissingData, register_claim
 from .tables import accuracy_comparison, table
@@ -110,6 +110,10 @@ def _beyond_layer_density(tables, column: str, name: str) -> List[Evidence]:
                    f"[{seeds_r.low:.3g}, {seeds_r.high:.3g}]",
                    f"rule: holds if the interval of ρ lies inside (−{RHO_MARGIN:g}, {RHO_MARGIN:g}), contradicted "
                    "if it lies wholly outside, inconclusive otherwise; collapsed runs excluded",
+                   f"resolution: with n = {r.n} and {r.k} controls a true ρ of 0 gives an interval of ±"
+                   f"{fisher_interval(0.0, r.n, k=r.k).high:.2f}, so 'holds' "
+                   + ("is within reach" if fisher_interval(0.0, r.n, k=r.k).high < RHO_MARGIN
+                      else "is out of reach of these runs (more runs would be needed)"),
                    f"population: {', '.join(sorted(pop['label'].unique()))}"], **common))
     return out
 
