@@ -132,6 +132,11 @@ def test_prune_with_shuffle_is_the_pruners_mask_shuffled_and_labelled_apart():
     assert M.masks_equal(shuffled, M.layer_shuffle(plain, seed=1))
     with pytest.raises(ValueError, match="shuffle must be one of layer"):
         prune(model, "magnitude", 0.2, seed=1, shuffle="global")
+    from pai.pruners import check_options
+
+    check_options("phew", {"shuffle": "layer"})  # a spec may carry it for any pruner...
+    with pytest.raises(ValueError, match="no option 'shuffle'"):
+        check_options("dense", {"shuffle": "layer"})  # ...but the dense network has no mask to shuffle
     assert label_of("snip", {"train_mode": True, "shuffle": "layer"}) == "layer-shuffled snip (train mode)"
     assert unshuffled("layer-shuffled snip (train mode)") == "snip (train mode)"
     assert unshuffled("synflow-l2 (exact count)") == "synflow-l2 (exact count)"
