@@ -94,7 +94,7 @@ lth = params.grid(methods=["dense"], densities=[pags_density], regime="lth",
                   regime_options={"rate": lth_rate, "rewind_iteration": lth_rewind_iteration})
 specs = unique(population, generators, pags, pegs, itop, lth)  # the generators' runs are population runs
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
-table = fs.results_table(results, out_dir)  # + tables/moving_distance.csv (run_id, moving_distance)
+table = fs.results_table(results, out_dir)  # + tables/moving_distance.csv, tables/layer_densities.csv (by run_id)
 setup = setup_line(dataset, model, params, seeds)
 pop = fs.population(table, population_methods)
 table[["label", "generator", "target_density", "seed", "final_test_acc", "delta_r_norm", "lambda",

@@ -36,7 +36,10 @@
 # `pai.compendium.experiments.mask_geometry_grid` measures each mask at initialisation, with no training: the
 # path-kernel trace (`pai.metrics.path_kernel_trace`: θ → θ², an input of ones, Σ ∂R/∂θ², in log10) and
 # the layer width (`pai.metrics.layer_width`: the fraction of a layer's output units with a kept weight);
-# `pai.compendium.runs.sweep` trains the masks.
+# `pai.compendium.runs.sweep` trains the masks. The sanity check of Frankle, Dziugaite, Roy & Carbin (ICLR 2021): each
+# method in `shuffled_methods` is also trained at `shuffled_densities` with its own mask shuffled within
+# every layer (`pai.masks.layer_shuffle`: same layer-wise densities, positions forgotten), labelled
+# "layer-shuffled <method>"; the claim `shuffle_does_not_hurt` pairs it with the method, seed by seed.
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
@@ -46,6 +49,8 @@ methods = ["phew", "synflow", "synflow-l2", "snip (train mode)", "grasp (train m
 variant_methods = ["synflow (exact count)"]
 densities = [0.01, 0.003]
 variant_densities = [0.003]
+shuffled_methods = ["phew", "synflow", "snip (train mode)", "grasp (train mode)"]
+shuffled_densities = [0.01]
 geometry_densities = [0.1, 0.03, 0.01, 0.003, 0.001]
 seeds = [0, 1, 2]
 epochs = 6
@@ -85,7 +90,8 @@ plots.style()
 params = stage_params(globals())
 labels = methods + variant_methods
 specs = (params.grid(methods=methods, densities=densities)
-         + params.grid(methods=variant_methods, densities=variant_densities) + params.grid(methods=["dense"]))
+         + params.grid(methods=variant_methods, densities=variant_densities) + params.grid(methods=["dense"])
+         + params.grid(methods=shuffled_methods, densities=shuffled_densities, options={"shuffle": "layer"}))
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = add_labels(write_tables(results, out_dir))
 geometry = mask_geometry_grid(geometry_models, labels, geometry_densities, dataset, seeds=seeds, train=params.train)

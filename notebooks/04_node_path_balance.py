@@ -81,7 +81,7 @@ specs = (params.grid(methods=methods, densities=densities, **opts)
          + params.grid(methods=["dense"]))
 results = sweep(specs, f"{out_dir}/runs", executor=executor, workers=workers)
 table = add_labels(write_tables(results, out_dir))
-table[["label", "target_density", "seed", "density", "final_test_acc", "log10_paths", "effective_nodes"]]
+table.reindex(columns=["label", "target_density", "seed", "density", "final_test_acc", "log10_paths", "effective_nodes"])
 
 # %% [markdown]
 # ## Where does each pruner's mask sit between paths and nodes?

@@ -342,3 +342,32 @@ def layer_table(mask: Mapping[str, torch.Tensor]) -> Iterable[tuple[str, tuple, 
     for k, m in mask.items():
         kept = int(m.sum())
         yield k, tuple(m.shape), kept, m.numel(), kept / m.numel()
+
+
+# ---- sanity checks of a pruner's choice within layers -----------------------------------------
+
+SHUFFLES = ("layer",)
+
+
+def layer_shuffle(mask: Mapping[str, torch.Tensor], seed: int) -> Mask:
+    """``mask`` with the kept positions of each layer permuted uniformly at random: every layer keeps
+    exactly as many weights as before, so the layer-wise densities are unchanged and only which weights
+    a pruner chose within a layer is forgotten.  The sanity check of Frankle, Dziugaite, Roy & Carbin,
+    "Pruning neural networks at initialization: why are we missing the mark?" (ICLR 2021, Sec. 5,
+    "randomly shuffling the mask within each layer"): a method that passes it carries no information
+    beyond its per-layer densities.
+
+    Deterministic: one ``torch.Generator`` seeded with ``seed`` draws one permutation per layer, in
+    the mask's key order.  A tensor holding anything but 0/1 (or False/True) is refused with a
+    ``ValueError`` naming the layer: a score or a soft mask is not a mask to shuffle."""
+    gen = torch.Generator().manual_seed(int(seed))
+    out = {}
+    for name, m in mask.items():
+        if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+            bad = m[(m != 0) & (m != 1)].flatten()[0].item()
+            raise ValueError(f"mask layer {name!r} holds {bad!r}: a mask is 0/1 (bool); layer_shuffle refuses "
+                             "anything else")
+        flat = m.detach().reshape(-1).to("cpu", torch.bool)
+        perm = torch.randperm(flat.numel(), generator=gen)
+        out[name] = flat[perm].view(m.shape).to(m.device)  # position i takes the bit of a uniform other one
+    return out

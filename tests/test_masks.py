@@ -97,3 +97,46 @@ def test_validate_density():
         with pytest.raises(ValueError, match="density"):
             M.validate_density(bad)
     assert M.validate_density(1) == 1.0
+
+
+# ---- layer-wise shuffle (Frankle et al., ICLR 2021, Sec. 5) ------------------------------------------
+
+def test_layer_shuffle_keeps_each_layers_count_and_moves_the_positions():
+    mask = half_mask(tiny_net())
+    out = M.layer_shuffle(mask, seed=3)
+    assert list(out) == list(mask)
+    for k in mask:
+        assert out[k].dtype == torch.bool and out[k].shape == mask[k].shape
+        assert int(out[k].sum()) == int(mask[k].sum())  # the layer-wise density is unchanged
+        assert not torch.equal(out[k], mask[k])  # which weights are kept is not
+    assert M.masks_equal(out, M.layer_shuffle(mask, seed=3))  # seeded: the same shuffle again
+    assert not M.masks_equal(out, M.layer_shuffle(mask, seed=4))
+
+
+def test_layer_shuffle_accepts_a_float_0_1_mask_and_refuses_anything_else():
+    mask = {k: v.float() for k, v in half_mask(tiny_net()).items()}
+    out = M.layer_shuffle(mask, seed=0)
+    assert all(int(out[k].sum()) == int(mask[k].sum()) for k in mask)
+    mask["4.weight"][0, 0] = 0.5
+    with pytest.raises(ValueError, match="'4.weight' holds 0.5"):
+        M.layer_shuffle(mask, seed=0)
+
+
+def test_prune_with_shuffle_is_the_pruners_mask_shuffled_and_labelled_apart():
+    from pai.pruners import prune
+    from pai.compendium.variants import label_of, unshuffled
+
+    model = tiny_net()
+    plain = prune(model, "magnitude", 0.2, seed=1, degenerate="ignore")
+    shuffled = prune(model, "magnitude", 0.2, seed=1, degenerate="ignore", shuffle="layer")
+    assert M.masks_equal(shuffled, M.layer_shuffle(plain, seed=1))
+    with pytest.raises(ValueError, match="shuffle must be one of layer"):
+        prune(model, "magnitude", 0.2, seed=1, shuffle="global")
+    from pai.pruners import check_options
+
+    check_options("phew", {"shuffle": "layer"})  # a spec may carry it for any pruner...
+    with pytest.raises(ValueError, match="no option 'shuffle'"):
+        check_options("dense", {"shuffle": "layer"})  # ...but the dense network has no mask to shuffle
+    assert label_of("snip", {"train_mode": True, "shuffle": "layer"}) == "layer-shuffled snip (train mode)"
+    assert unshuffled("layer-shuffled snip (train mode)") == "snip (train mode)"
+    assert unshuffled("synflow-l2 (exact count)") == "synflow-l2 (exact count)"

@@ -34,6 +34,7 @@ TINY_BY_STAGE = {
                       "itop_update_interval": 4, "lth_rate": 0.6},
     "phew_path_kernel": {"models": ["lenet-300-100"], "methods": ["phew", "synflow", "snip (train mode)", "random"],
                          "densities": [0.2, 0.05], "variant_densities": [0.05], "geometry_densities": [0.2, 0.05],
+                         "shuffled_methods": ["phew", "synflow"], "shuffled_densities": [0.05],
                          "epochs": 2, "eval_every": 2, "focus_density": 0.05, "curve_epochs": 2},
     "node_path_balance": {"methods": ["random-erk", "npb"], "densities": [0.2, 0.05],
                           "variant_methods": ["npb (paper normaliser)"], "variant_densities": [0.05],
@@ -236,3 +237,21 @@ def test_figures_are_embedded_once_even_with_agg_inherited(tmp_path, monkeypatch
     assert (tmp_path / "figs" / "line.png").stat().st_size > 1000 and (tmp_path / "figs" / "line.pdf").exists()
     import os
     assert os.environ["MPLBACKEND"] == "agg"  # restored for this process
+
+
+@pytest.mark.slow  # ~1-2 min: one dense training and the mask geometry
+def test_node_path_stage_runs_mask_only(tmp_path):
+    """``densities: []`` (the cpu-long profile's scale check): no pruned network is trained, the geometry
+    table is written and the balance claim is decided from it; the accuracy claim lacks its runs."""
+    from pai.compendium.claims import report
+
+    params = tiny_params("node_path_balance", tmp_path)
+    params.update(densities=[], variant_methods=[], variant_densities=[])
+    run_notebook(ROOT / "notebooks" / STAGES["node_path_balance"], tmp_path / "nb.ipynb", params, cwd=ROOT,
+                 log_output=False)
+    run_dir = Path(params["out_dir"])
+    assert set(pd.read_csv(run_dir / "results.csv")["method"]) == {"dense"}
+    assert len(pd.read_csv(run_dir / "tables" / "geometry.csv")) == 2 * 2  # 2 methods x 2 densities x 1 seed
+    verdicts = {r.id: r for r in report("node_path_balance", run_dir, show=False)}
+    assert verdicts["npb_nearest_balance"].evidence is not None
+    assert "needs npb and at least one baseline" in verdicts["npb_ge_baselines_sparse"].reason

@@ -63,7 +63,10 @@ def _same(a: Any, b: Any) -> bool:
 
 def label_of(method: str, options: Optional[Mapping[str, Any]] = None) -> str:
     """The label of a run of ``method`` with ``options``: the most specific registered variant it
-    matches, else the method name."""
+    matches, else the method name.  A mask shuffled within its layers (the ``shuffle`` option of
+    ``pai.prune``, Frankle et al., ICLR 2021) is prefixed, ``"layer-shuffled snip (train mode)"``: it is
+    not a variant of its method (it keeps only the method's layer-wise densities), so it never counts as
+    one where a claim gathers a method's variants."""
     options = {k: v for k, v in (options or {}).items() if not _missing(v)}
     best, best_size = str(method), -1
     for v in _VARIANTS:
@@ -72,7 +75,14 @@ def label_of(method: str, options: Optional[Mapping[str, Any]] = None) -> str:
         if all(k in options and _same(options[k], want) for k, want in v.options.items()):
             if len(v.options) > best_size:
                 best, best_size = v.label, len(v.options)
-    return best
+    shuffle = options.get("shuffle")
+    return f"{shuffle}-shuffled {best}" if shuffle else best
+
+
+def unshuffled(label: str) -> str:
+    """The label of the method a ``"layer-shuffled ..."`` label shuffled (any other label as it is)."""
+    head, _, rest = str(label).partition("-shuffled ")
+    return rest if rest and " " not in head else str(label)
 
 
 def label_row(row: Mapping[str, Any]) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from torch import nn
 
-from pai.masks import Mask, check_mask, check_materialized, prunable_parameters, validate_density
+from pai.masks import SHUFFLES, Mask, check_mask, check_materialized, layer_shuffle, prunable_parameters, validate_density
 from pai.utils.registry import Registry
 from pai.utils.seed import preserved_rng, seed_everything
 from pai.pruners.checks import DegenerateMaskWarning, check_degenerate  # noqa: F401 (re-exported)
@@ -198,10 +198,17 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     input->output path, a count more than 10% off the target) gives -- ``"warn"`` (a
     :class:`DegenerateMaskWarning`), ``"raise"`` (``ValueError``) or ``"ignore"``; a mask that keeps
     no weight is always an error.
+
+    ``shuffle="layer"`` (an option every pruner takes) permutes the pruner's mask within each layer,
+    seeded by ``seed`` (:func:`pai.masks.layer_shuffle`): the sanity check of Frankle et al., ICLR 2021,
+    Sec. 5 -- same layer-wise densities, the choice within each layer forgotten.
     """
     from pai.data import Dataset
 
     density = validate_density(density)
+    shuffle = options.pop("shuffle", None)
+    if shuffle is not None and shuffle not in SHUFFLES:
+        raise ValueError(f"shuffle must be one of {', '.join(SHUFFLES)} (or left out), got {shuffle!r}")
     pruner = get(method)
     check_options(method, options)
     check_materialized(model)
@@ -235,6 +242,8 @@ def prune(model: nn.Module, method: str, density: float, *, seed: int = 0, data=
     if isinstance(mask, tuple):  # (mask, state): PEGS with return_state=True also hands back its weights
         mask, extra = mask
     mask = {k: v.detach().bool() for k, v in mask.items()}
+    if shuffle == "layer":
+        mask = layer_shuffle(mask, seed)
     check_mask(model, mask, empty_ok=True)  # nothing kept: check_degenerate's message, naming the pruner
     free = pruner.density_free is not None and pruner.density_free(options)
     check_degenerate(model, mask, density, method, degenerate, pruner.degenerate_hint, options, shape,
@@ -257,6 +266,8 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
     valid = option_names(method)
     if valid is None:
         return
+    if method != "dense":
+        valid = [*valid, "shuffle"]  # handled by prune() for every pruner
     for key in options:
         if key not in valid and not (key == "input_shape" and method != "dense"):
             raise ValueError(f"method {method!r} has no option {key!r}; valid: {', '.join(valid) or '(none)'}")

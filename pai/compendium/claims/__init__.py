@@ -68,7 +68,7 @@ What each claim reads (stage: claim ids -> columns beyond model, method, target_
   ln_effective_nodes (results: effective_nodes); node_path_balance/results:
   ``npb_ge_baselines_sparse`` -> final_test_acc.
 """
-from pai.compendium.claims import expanders, npb, phew, plugins, spectrum
+from pai.compendium.claims import expanders, literature, npb, phew, plugins, spectrum  # noqa: F401  (registering is importing)
 from pai.compendium.claims.engine import (CLAIMS, COMBINE, CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, RULE, UNDEFINED, UNDEFINED_SHARE, Claim,
                      ClaimResult, Evidence, MissingData, StratumResult, combine, decide, evaluate, register_claim)
 from pai.compendium.claims.report import markdown, report, to_json, write

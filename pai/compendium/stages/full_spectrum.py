@@ -6,8 +6,9 @@ Tables (``<out_dir>/tables/``, read by ``pai.compendium.claims``): ``moving_dist
 moving_distance, moving_distance_drop, valid_layers, layers`` of every static and ITOP run: both readings
 of :func:`pai.compendium.experiments.moving_distance_readings` and the layers with a valid Δr at both ends),
 ``spectrum_correlations.csv`` (per quantity: pooled and within-density Pearson ρ with 95% intervals),
-``pags_pegs.csv`` (accuracy per generator, meta-method and seed) and, under a paper profile,
-``paper_vs_ours.csv``.
+``pags_pegs.csv`` (accuracy per generator, meta-method and seed), ``layer_densities.csv`` (``run_id`` and
+the kept fraction of every layer of every static run's mask, :func:`layer_density_table`) and, under a
+paper profile, ``paper_vs_ours.csv``.
 """
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from pai.compendium import plots
+from pai.compendium.claims.literature import LAYER_DENSITY
 from pai.compendium.experiments import add_full_spectrum_columns, itop_trajectories
 from pai.metrics.paired import chance_accuracy, collapsed
 from pai.compendium.claims.tables import POOLED, correlation_table, prepare
-from pai.metrics.stats import correlation
+from pai.metrics.stats import correlation, partial_correlation
 from pai.compendium.tables import save_table, write_tables
 from pai.compendium.variants import add_labels
 
@@ -44,7 +46,25 @@ def results_table(results: List[Dict], out_dir: str | Path) -> pd.DataFrame:
     readings = [c for c in ("moving_distance", "moving_distance_drop", "valid_layers", "layers") if c in table.columns]
     sparse = table[table.regime.isin(["static", "dst"])]
     save_table(sparse[["run_id", *readings]], root / "tables" / "moving_distance.csv")
+    save_table(layer_density_table(table[table.regime == "static"], root / "runs"), root / "tables" / "layer_densities.csv")
     return table
+
+
+def layer_density_table(table: pd.DataFrame, runs_root: str | Path) -> pd.DataFrame:
+    """``run_id`` and, per prunable layer, ``layer_density:<weight name>``: the fraction of that layer's
+    weights the run's mask (``mask.pt``) keeps -- the control of Cunegatti et al. (TMLR 2024), who find
+    that Ramanujan-type metrics predict accuracy no better than the layer-wise density.  Read from the
+    masks, so no run changes; runs without a mask (dense) are left out."""
+    from pai.masks import kept_layer_densities, load_mask
+    from pai.train.rundir import RunDir
+
+    rows = []
+    for run_id in table["run_id"]:
+        path = RunDir(Path(runs_root) / str(run_id)).mask
+        if path.exists():
+            dens = kept_layer_densities(load_mask(path))
+            rows.append({"run_id": run_id, **{f"{LAYER_DENSITY}{k}": v for k, v in dens.items()}})
+    return pd.DataFrame(rows, columns=None if rows else ["run_id"])
 
 
 def population(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
