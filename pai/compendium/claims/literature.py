@@ -171,13 +171,14 @@ def shuffle_does_not_hurt(tables):
             except MissingData as e:
                 out.append(_missing_row(stage, own, lab, str(e)))
                 continue
-            est, low, high = equivalence_one_sided(ev.estimate, ev.low, ev.high, PP_MARGIN)
-            ev.notes.insert(0, f"accuracy({own}) − accuracy({lab}) = {ev.estimate:+.3g} [{ev.low:.3g}, "
-                               f"{ev.high:.3g}] pp; rule: holds if its upper bound is below +{PP_MARGIN:g} pp, "
-                               f"contradicted if its lower bound is above +{PP_MARGIN:g} pp")
-            ev.effect = f"{PP_MARGIN:g} pp − (accuracy({own}) − accuracy({lab}))"
-            ev.estimate, ev.low, ev.high = est, low, high
-            ev.variant = own  # one row per method, each named by it
+            for part in [ev, *ev.strata]:  # the verdict is per model: each stratum is read the same way
+                est, low, high = equivalence_one_sided(part.estimate, part.low, part.high, PP_MARGIN)
+                part.notes.insert(0, f"accuracy({own}) − accuracy({lab}) = {part.estimate:+.3g} [{part.low:.3g}, "
+                                     f"{part.high:.3g}] pp; rule: holds if its upper bound is below +{PP_MARGIN:g} "
+                                     f"pp, contradicted if its lower bound is above +{PP_MARGIN:g} pp")
+                part.effect = f"{PP_MARGIN:g} pp − (accuracy({own}) − accuracy({lab}))"
+                part.estimate, part.low, part.high = est, low, high
+                part.variant = own  # one row per method, each named by it
             out.append(ev)
     if not out:
         raise MissingData("no stage has layer-shuffled runs (prune option shuffle: layer) beside their method")
