@@ -157,7 +157,8 @@ plots.finish(fig, fig_dir, "pags_pegs", title="PAGS / PEGS vs their generator, a
                           f"iteration {lth_rewind_iteration}); dashed: dense. SNIP scores in eval mode.",
              numbers=numbers, setup=setup)
 plt.show()
-meta.groupby(["generator", "kind"], sort=False).final_test_acc.agg(["mean", "min", "max", "count"]).round(4)
+display(meta.groupby(["generator", "kind"], sort=False).final_test_acc.agg(["mean", "min", "max", "count"]).round(4))
+fs.meta_comparisons(table).round(3)  # the paired differences (pp) the PAGS/PEGS claims decide from
 
 # %% [markdown]
 # ## ITOP: accuracy vs the moving distance, and the (Δr, λ) trajectory

@@ -464,6 +464,14 @@ def test_figures_show_the_numbers_the_claims_decide_on():
     s = pags["strata"][0]
     assert (row["stratum"], row["mean"], row["low"], row["high"], row["n"]) == (s["stratum"], s["estimate"], s["low"],
                                                                                 s["high"], s["n"])
+    # the table notebook 02 shows under the PAGS bars: its pooled PAGS row is the claim's reported effect
+    from pai.compendium.stages.full_spectrum import meta_comparisons
+
+    from pai.compendium.claims.tables import POOLED
+
+    shown = meta_comparisons(fs).set_index(["comparison", "generator"]).loc[("pags − generator", POOLED)]
+    assert (shown["mean"], shown["low"], shown["high"], shown["n"]) == (pags["estimate"], pags["low"],
+                                                                        pags["high"], pags["n"])
 
 
 def test_moving_distance_readings_of_a_recorded_dst_run():

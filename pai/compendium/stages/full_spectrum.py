@@ -172,6 +172,19 @@ def meta_table(table: pd.DataFrame, generators: Sequence[str], density: float) -
     return pd.DataFrame(rows, columns=["generator", "kind", "seed", "final_test_acc", "density", "run_id"])
 
 
+def meta_comparisons(table: pd.DataFrame) -> pd.DataFrame:
+    """PAGS against its generator's own mask and PEGS against PAGS, paired per (model, density, seed,
+    generator), per generator and pooled: :func:`pai.compendium.claims.spectrum.meta_pairs`, the table the
+    claims ``pags_ge_generator`` and ``pegs_ge_pags`` decide from, for the notebook to show under the bars."""
+    from pai.compendium.claims.spectrum import meta_pairs
+
+    prepared = prepare(table)
+    parts = [meta_pairs(prepared, a, b, by="gen").assign(comparison=f"{a} − {b}")
+             for a, b in (("pags", "generator"), ("pegs", "pags"))]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["comparison", "stratum", "n", "mean", "low", "high"]].rename(columns={"stratum": "generator"})
+
+
 def _iterations(row) -> int:
     """PEGS' dense iterations of a results row (the pruner's default, 500, when the option is unset)."""
     t = getattr(row, "opt_pretrain_iterations", None)
