@@ -73,14 +73,6 @@ def pai_cli(args, cwd, timeout=300, **env):
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def mask_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mask") / "mask.pt"
-    assert prune_cli.main(["--model", "lenet-300-100", "--method", "random", "--density", "0.3", "--out", str(path),
-                           "--dataset", "digits", "--quiet"]) == 0
-    return path
-
-
 # ----------------------------------------------------------------------------- input files
 
 

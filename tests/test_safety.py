@@ -70,14 +70,6 @@ def no_temp_files(folder: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def mask_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mask") / "mask.pt"
-    assert prune_cli.main(["--model", "lenet-300-100", "--method", "random", "--density", "0.3", "--out", str(path),
-                           "--dataset", "digits", "--quiet"]) == 0
-    return path
-
-
-@pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("finished") / "run"
     assert train_main([*TINY, "--out", str(out)]) == 0

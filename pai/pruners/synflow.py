@@ -327,10 +327,13 @@ def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: i
     densities = density_schedule(density, iterations, schedule)
     fn = FlowNet(model, kind, dtype, input_shape, linearize)
     total = fn.total
+    # squeeze-and-excitation: x * gate(x) squares the all-ones flow at every block (elsewhere an empty score
+    # is float32's under/overflow, which the degenerate-mask hint answers with dtype=float64)
+    gates = sorted({type(m).__name__ for m in model.modules() if "SqueezeExcitation" in type(m).__name__})
     for d in densities:
         scores = fn.compact_scores()
-        if not any(bool((torch.isfinite(s) & (s > 0)).any()) for s in scores.values()):
-            raise ValueError(_no_score_message(model, kind))
+        if gates and not any(bool((torch.isfinite(s) & (s > 0)).any()) for s in scores.values()):
+            raise ValueError(_no_score_message(model, kind, gates))
         if rule == "threshold":
             fn.keep(official_keep(scores, total, d))
         elif rule == "percentile":
@@ -340,14 +343,11 @@ def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: i
     return fn.mask()
 
 
-def _no_score_message(model: nn.Module, kind: str) -> str:
-    """Why a flow gave no finite positive score: a product of two flows (squeeze-and-excitation's
-    ``x * gate(x)``) squares the all-ones flow at every block, which overflows even in float64."""
-    gates = sorted({type(m).__name__ for m in model.modules() if "SqueezeExcitation" in type(m).__name__})
-    where = (f" through its {', '.join(gates)} gates (x * gate(x) squares the all-ones flow at every block)"
-             if gates else "")
-    return (f"{kind} cannot score {type(model).__name__}: every score is 0 or not finite, the flow overflowed"
-            f"{where}; use a method that does not multiply flows (e.g. snip, grasp, phew, npb)")
+def _no_score_message(model: nn.Module, kind: str, gates: Sequence[str]) -> str:
+    """Why a flow gave no finite positive score on a network with squeeze-and-excitation gates."""
+    return (f"{kind} cannot score {type(model).__name__}: every score is 0 or not finite, the all-ones flow "
+            f"overflowed through its {', '.join(gates)} gates (x * gate(x) squares it at every block, float64 "
+            f"too); use a method that does not multiply flows (e.g. snip, grasp, phew, npb)")
 
 
 def _degenerate_hint(options: dict, kinds) -> str | None:

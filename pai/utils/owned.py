@@ -126,10 +126,14 @@ def check_replaceable(folder: str | os.PathLike, what: str = "folder", fix: str 
                         f"replaces only folders it made: move it away or {fix}")
     foreign = [f for f in files_below(folder) if f not in listed]
     if foreign:
-        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise UserError(f"{what} {folder} holds files pai did not write ({', '.join(foreign[:3])}{more}); pai "
+        raise UserError(f"{what} {folder} holds files pai did not write ({_some(foreign)}); pai "
                         f"would delete them when it replaces the folder: move them out or {fix}")
     return folder
+
+
+def _some(names) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def check_root(folder: str | os.PathLike, what: str = "runs folder", fix: str = "give another folder") -> Path:
@@ -149,9 +153,8 @@ def check_root(folder: str | os.PathLike, what: str = "runs folder", fix: str = 
         foreign = sorted(e.name for e in os.scandir(folder)
                          if not ((_RUN_ID.match(e.name) and e.is_dir(follow_symlinks=False)) or is_temp_name(e.name)))
         if foreign:
-            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise UserError(f"{what} {folder} was not made by pai (no {MARKER} marker) and holds files that are "
-                            f"not run directories ({', '.join(foreign[:3])}{more}); {fix}")
+                            f"not run directories ({_some(foreign)}); {fix}")
     return folder
 
 
