@@ -345,7 +345,7 @@ def iterative_flow(model: nn.Module, density: float, *, kind: str, iterations: i
 
 def _no_score_message(model: nn.Module, kind: str, gates: Sequence[str]) -> str:
     """Why a flow gave no finite positive score on a network with squeeze-and-excitation gates."""
-    return (f"{kind} cannot score {type(model).__name__}: every score is 0 or not finite, the all-ones flow "
+    return (f"the {kind} flow cannot score {type(model).__name__}: every score is 0 or not finite, the all-ones flow "
             f"overflowed through its {', '.join(gates)} gates (x * gate(x) squares it at every block, float64 "
             f"too); use a method that does not multiply flows (e.g. snip, grasp, phew, npb)")
 
