@@ -225,7 +225,7 @@ def test_figures_are_embedded_once_even_with_agg_inherited(tmp_path, monkeypatch
     src = tmp_path / "two_cells.py"
     src.write_text('# %% tags=["parameters"]\nfig_dir = "figs"\n\n'
                    "# %%\nimport matplotlib.pyplot as plt\nfrom IPython.display import display\n"
-                   "from pai import plots\nfig, ax = plt.subplots()\nax.plot([1, 2], [2, 1])\n"
+                   "from pai.compendium import plots\nfig, ax = plt.subplots()\nax.plot([1, 2], [2, 1])\n"
                    'plots.finish(fig, fig_dir, "line", title="t", caption_text="c")\nplt.show()\n\n'
                    "# %%\nfig, ax = plt.subplots()\ndisplay(fig)\nplt.close(fig)\n")
     out = run_notebook(src, tmp_path / "two_cells.ipynb", {"fig_dir": "figs"}, cwd=tmp_path, log_output=False)

@@ -176,13 +176,17 @@ def meta_comparisons(table: pd.DataFrame) -> pd.DataFrame:
     """PAGS against its generator's own mask and PEGS against PAGS, paired per (model, density, seed,
     generator), per generator and pooled: :func:`pai.compendium.claims.spectrum.meta_pairs`, the table the
     claims ``pags_ge_generator`` and ``pegs_ge_pags`` decide from, for the notebook to show under the bars."""
+    from pai.compendium.claims.engine import MissingData
     from pai.compendium.claims.spectrum import meta_pairs
 
-    prepared = prepare(table)
-    parts = [meta_pairs(prepared, a, b, by="gen").assign(comparison=f"{a} − {b}")
-             for a, b in (("pags", "generator"), ("pegs", "pags"))]
-    out = pd.concat(parts, ignore_index=True)
-    return out[["comparison", "stratum", "n", "mean", "low", "high"]].rename(columns={"stratum": "generator"})
+    prepared, parts = prepare(table), []
+    for a, b in (("pags", "generator"), ("pegs", "pags")):
+        try:
+            parts.append(meta_pairs(prepared, a, b, by="gen").assign(comparison=f"{a} − {b}"))
+        except MissingData as e:  # a profile without that pair: the claim says the same
+            parts.append(pd.DataFrame([{"comparison": f"{a} − {b}", "stratum": f"no pairs: {e}"}]))
+    out = pd.concat(parts, ignore_index=True).reindex(columns=["comparison", "stratum", "n", "mean", "low", "high"])
+    return out.rename(columns={"stratum": "generator"})
 
 
 def _iterations(row) -> int:
