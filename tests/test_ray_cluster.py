@@ -92,6 +92,8 @@ def _state(root: Path):
     return out
 
 
+@pytest.mark.skipif(not os.environ.get("PAI_RAY_CLUSTER"),
+                    reason="over a minute and timing-dependent on a loaded box: PAI_RAY_CLUSTER=1 pytest tests/test_ray_cluster.py")
 @pytest.mark.slow  # 71 s on the shared 2-core box at load 5: two Ray nodes start, 6 tiny runs on them and 6 locally
 def test_two_node_cluster_matches_local_and_survives_losing_a_node(tmp_path):
     specs = [runs.make_spec(method="random", density=0.2, prune_seed=s, seed=s, **TINY) for s in range(6)]
