@@ -641,6 +641,30 @@ def test_fig_dir_must_be_a_folder_pai_made_holding_only_its_files(tmp_path, caps
     assert sorted((restored / MARKER).read_text().split("\n")[3:]) == ["", "a.txt", "b.txt"]
 
 
+def test_the_executed_notebook_overwrites_only_a_notebook_pai_executed(tmp_path, capsys):
+    src = tmp_path / "toy.py"
+    src.write_text(TOY)
+    figs = str(tmp_path / "figs")
+    assert nb.main([str(src), str(src), "-p", f"fig_dir={figs}"]) == 2  # would have written JSON over the source
+    error_line(capsys, "is also an input")
+    assert src.read_text() == TOY
+    assert nb.main([str(src), str(tmp_path / "out.py"), "-p", f"fig_dir={figs}"]) == 2
+    error_line(capsys, "must end in .ipynb")
+    theirs = tmp_path / "analysis.ipynb"  # a user's own notebook (never executed by pai)
+    theirs.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    assert nb.main([str(src), str(theirs), "-p", f"fig_dir={figs}"]) == 2
+    error_line(capsys, "not a notebook pai executed")
+    assert "cells" in theirs.read_text() and not Path(figs).exists()
+    out = tmp_path / "out.ipynb"
+    assert nb.main([str(src), str(out), "-p", f"fig_dir={figs}"]) == 0
+    assert json.loads(out.read_text())["metadata"]["pai"] == {"source": "toy.py"}
+    assert nb.main([str(src), str(out), "-p", f"fig_dir={figs}"]) == 0  # its own output: overwritten
+    older = json.loads(out.read_text())  # one written before the entry existed: papermill's record tells
+    del older["metadata"]["pai"]
+    out.write_text(json.dumps(older))
+    assert nb.main([str(src), str(out), "-p", f"fig_dir={figs}"]) == 0
+
+
 def test_a_figure_folder_dvc_restores_from_its_cache_is_still_pais(tmp_path):
     from pai.utils.owned import check_replaceable
 

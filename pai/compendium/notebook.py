@@ -39,7 +39,7 @@ from typing import Any, Dict, Iterator
 
 import yaml
 
-from pai.utils.errors import Parser, UserError, cli
+from pai.utils.errors import Parser, UserError, check_distinct, cli
 from pai.utils.io import check_output
 from pai.utils.io import clean_stale_temps, is_stale_temp, load_yaml, temp_prefix
 from pai.utils.owned import check_replaceable, check_root, is_owned, mark, protected
@@ -79,6 +79,37 @@ def parameter_schema(src: str | os.PathLike) -> Dict[str, Any]:
     return schema
 
 
+PAI_KEY = "pai"  # the executed notebook's metadata entry saying pai wrote it
+
+
+def check_overwritable_notebook(out: Path, src: Path) -> None:
+    """Refuse an ``out`` pai may not write: the source itself, a name that is not ``.ipynb``, or an
+    existing file that is not a notebook pai executed (pai overwrites only what it wrote)."""
+    check_distinct(out, [src], what="executed notebook")
+    if out.suffix != ".ipynb":
+        raise UserError(f"executed notebook {out} must end in .ipynb (it is written as a Jupyter notebook)")
+    if out.exists() and not _executed_by_pai(out):
+        raise UserError(f"executed notebook {out} exists and is not a notebook pai executed; pai overwrites "
+                        f"only its own outputs: move it away or choose another name")
+
+
+def _executed_by_pai(path: Path) -> bool:
+    """True for a notebook pai executed: its metadata says so, or (written before that entry existed)
+    papermill's record names the input pai stages in its run folder (``...run.tmp/in.ipynb``)."""
+    import json
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    if isinstance(meta.get(PAI_KEY), dict):
+        return True
+    record = meta.get("papermill")
+    input_path = record.get("input_path") if isinstance(record, dict) else None
+    return isinstance(input_path, str) and input_path.replace("\\", "/").endswith("run.tmp/in.ipynb")
+
+
 def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dict[str, Any] | None = None,
                  *, kernel: str | None = None, cwd: str | os.PathLike | None = None, log_output: bool = True,
                  timeout: int | None = None, complete: bool = False) -> Path:
@@ -94,6 +125,7 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise UserError(f"notebook {src} does not exist")
+    check_overwritable_notebook(out, src)
     schema = parameter_schema(src)
     # the user's own pruners and models first (the kernel imports them again): a method a plugin registers
     # is a valid name, and a plugin that does not import fails here, in one line, before the kernel starts
@@ -119,6 +151,7 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     # the executed .ipynb is an output, not the .py's pair: with the source's "formats: py:percent" kept,
     # JupyterLab's jupytext refuses to open it ("Unable to read paired notebook")
     nb.metadata.pop("jupytext", None)
+    nb.metadata[PAI_KEY] = {"source": src.name}  # what lets a later run overwrite this output
     nb.metadata["kernelspec"] = {"name": kernel or default_kernel(), "display_name": "Python (pai)",
                                  "language": "python"}
     out.parent.mkdir(parents=True, exist_ok=True)
