@@ -90,7 +90,8 @@ table.reindex(columns=["label", "target_density", "seed", "density", "final_test
 
 # %%
 geometry = node_path.geometry(model, labels, geometry_densities, dataset, seeds=seeds,
-                              data_subset=train_subset, image_size=image_size, method_options=method_options)
+                              data_subset=train_subset, image_size=image_size, method_options=method_options,
+                              executor=executor, workers=workers)
 save_table(geometry, f"{out_dir}/tables/geometry.csv")
 fig, ax = plt.subplots(figsize=(6.4, 3.8))
 numbers = node_path.draw_paths_vs_nodes(ax, geometry, labels)

@@ -141,6 +141,21 @@ def test_width_bars_and_geometry_csv_label_variants_and_keep_every_seed():
     assert flat.mean_width_fraction.iloc[0] == pytest.approx(sum(widths[0]) / 3)
 
 
+def test_geometry_spread_over_workers_is_the_same_table(capsys):
+    """Two spawned workers give the table one process gives (each mask seeded on its own), in loop order,
+    with progress lines at most every 10 s plus the last."""
+    from pai.compendium.experiments import mask_geometry_grid
+
+    args = (["lenet-300-100"], ["phew", "snip (train mode)", "random"], [0.01, 0.003], "fashion-mnist")
+    train = {"train_subset": 256, "test_subset": 64}
+    one = mask_geometry_grid(*args, seeds=[0, 1], train=train)
+    two = mask_geometry_grid(*args, seeds=[0, 1], train=train, workers=2, progress=None)
+    pd.testing.assert_frame_equal(one, two)
+    assert list(two.method[::4]) == ["phew", "snip", "random"]  # methods, then densities, then seeds
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("masks")]
+    assert lines and lines[-1].startswith("masks 12/12") and len(lines) <= 4, lines
+
+
 def test_loss_curves_average_over_seeds_by_label():
     from pai.compendium.stages.phew import loss_curves
 

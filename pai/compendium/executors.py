@@ -1,6 +1,7 @@
 """Executors: map a function over items, spread over processes, GPUs and machines.
 
-Every executor has the signature ``executor(fn, items, *, workers, progress, desc, **options) -> results``
+Every executor has the signature ``executor(fn, items, *, workers, progress, desc, interval, **options) ->
+results`` (``interval``: at most one progress line per that many seconds where lines, not a bar, are shown)
 and returns ``[fn(item) for item in items]`` in order; ``fn`` must be picklable (a module-level
 function or a ``functools.partial`` of one).  Executors know nothing of runs: :func:`pai.compendium.runs.sweep`
 maps ``run_one`` over specs, so results land in the same content-addressed run directories whoever
@@ -30,10 +31,10 @@ def get_executor(name: str) -> Callable:
     return EXECUTORS.get(name)
 
 
-def _bar(total: int, progress: bool | None, desc: str):
+def _bar(total: int, progress: bool | None, desc: str, interval: float = 0.0):
     from pai.utils.progress import progress_reporter  # a bar on a terminal, a line per run under DVC/papermill
 
-    return progress_reporter(total, progress, desc)
+    return progress_reporter(total, progress, desc, interval=interval)
 
 
 def _tick(bar, seconds: float) -> None:
@@ -64,8 +65,8 @@ def _worker_init(threads: int, gpu_queue=None) -> None:
 
 @EXECUTORS.register("local")
 def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int = 1, progress: bool | None = None,
-                   desc: str = "items", threads_per_worker: int | None = None) -> List[Any]:
-    bar = _bar(len(items), progress, desc)
+                   desc: str = "items", threads_per_worker: int | None = None, interval: float = 0.0) -> List[Any]:
+    bar = _bar(len(items), progress, desc, interval)
     if workers <= 1:
         results = []
         for item in items:
@@ -101,7 +102,8 @@ def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: i
 @EXECUTORS.register("ray")
 def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int = 1, progress: bool | None = None,
                  desc: str = "items", address: str | None = None, num_cpus_per_run: float = 1,
-                 gpus_per_run: float = 0, shutdown: bool | None = None, max_retries: int = 3) -> List[Any]:
+                 gpus_per_run: float = 0, shutdown: bool | None = None, max_retries: int = 3,
+                 interval: float = 0.0) -> List[Any]:
     address = address or os.environ.get("RAY_ADDRESS")  # `RAY_ADDRESS=auto dvc repro` joins a cluster
     if address:
         check_ray_address(address)  # before Ray's own connect, which retries for a minute
@@ -124,7 +126,7 @@ def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int
     remote = ray.remote(num_cpus=num_cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                         retry_exceptions=False)(_call_with_threads)  # retried when a node dies, not on a bug
     refs = [remote.remote(fn, item, int(max(1, num_cpus_per_run))) for item in items]
-    bar = _bar(len(items), progress, f"{desc} (ray)")
+    bar = _bar(len(items), progress, f"{desc} (ray)", interval)
     pending, index = list(refs), {ref: i for i, ref in enumerate(refs)}
     results: List[Any] = [None] * len(items)
     while pending:

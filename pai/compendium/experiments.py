@@ -154,7 +154,8 @@ def mask_geometry(model_name: str, dataset: str, method: str, density: float, *,
 
 
 def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities: Sequence[float], dataset: str, *,
-                       seeds: Sequence[int] = (0,), train=None, method_options: Mapping[str, Mapping] | None = None):
+                       seeds: Sequence[int] = (0,), train=None, method_options: Mapping[str, Mapping] | None = None,
+                       executor: str = "local", workers: int = 1, progress: bool | None = None):
     """:func:`mask_geometry` of every (model, method, density, seed), as a DataFrame in that loop order
     (one row per mask, per-layer widths as lists; ``pai.compendium.claims.geometry_table`` flattens it for
     ``geometry.csv``).  A ``methods`` entry may be a variant label (``"snip (train mode)"``,
@@ -162,12 +163,15 @@ def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities:
     model name (``params.train``), of which ``train_subset`` (the data-dependent pruners' images, drawn
     by the seed as a run draws them) and ``image_size`` are used, so a mask here is the mask a trained
     run of the same seed starts from.  ``method_options[method]`` are added to that method and its variants
-    (what the stage's runs get, e.g. NPB's ``max_p``)."""
+    (what the stage's runs get, e.g. NPB's ``max_p``).  ``executor``/``workers``: as a sweep's
+    (:mod:`pai.compendium.executors`); every mask is seeded on its own, so the table does not depend on them."""
     import pandas as pd
 
+    from pai.compendium.executors import get_executor
+    from pai.compendium.plugins import loaded
     from pai.compendium.variants import resolve
 
-    rows = []
+    items = []
     for net in models:
         cfg = dict(train(net) if callable(train) else (train or {}))
         for name in methods:
@@ -175,10 +179,24 @@ def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities:
             options = {**dict((method_options or {}).get(method, {})), **variant}
             for d in densities:
                 for s in seeds:
-                    rows.append(mask_geometry(net, dataset, method, d, seed=s, data_subset=cfg.get("train_subset"),
-                                              image_size=cfg.get("image_size"), test_subset=cfg.get("test_subset"),
-                                              **options))
+                    items.append((tuple(loaded()), dict(
+                        model_name=net, dataset=dataset, method=method, density=d, seed=s,
+                        data_subset=cfg.get("train_subset"), image_size=cfg.get("image_size"),
+                        test_subset=cfg.get("test_subset"), **options)))
+    # SynFlow's 100 rounds make most of a stage's geometry time: one mask per worker, as runs are
+    rows = get_executor(executor)(_geometry_item, items, workers=workers, progress=progress, desc="masks",
+                                  interval=10.0)
     return pd.DataFrame(rows)
+
+
+def _geometry_item(item) -> Dict[str, Any]:
+    """One mask of :func:`mask_geometry_grid` where the executor runs it: a worker first imports the
+    plugins the caller had loaded (a plugin's method is unknown to a fresh process), as a run does."""
+    from pai.compendium.plugins import load
+
+    plugins, kwargs = item
+    load(plugins, entry_points=False, where="plugins")
+    return mask_geometry(**kwargs)
 
 
 def itop_trajectory(result: Dict[str, Any]):

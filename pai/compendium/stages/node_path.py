@@ -23,7 +23,8 @@ from pai.compendium.variants import add_labels
 
 def geometry(model: str, labels: Sequence[str], densities: Sequence[float], dataset: str, *,
              seeds: Sequence[int], data_subset: Optional[int] = None, image_size: Optional[int] = None,
-             method_options: Optional[Mapping[str, Mapping]] = None) -> pd.DataFrame:
+             method_options: Optional[Mapping[str, Mapping]] = None, executor: str = "local",
+             workers: int = 1) -> pd.DataFrame:
     """:func:`pai.compendium.experiments.mask_geometry` of every (label, density, seed), as the claims' geometry table
     (:func:`pai.compendium.claims.geometry_table`: ``model, method, target_density, seed, log10_paths,
     ln_effective_nodes, effective_nodes, log10_path_kernel_trace, mean/min_width_fraction``) plus
@@ -33,9 +34,11 @@ def geometry(model: str, labels: Sequence[str], densities: Sequence[float], data
     :func:`pai.compendium.variants.resolve`); the variant's options travel as ``opt_*`` columns, as in
     ``results.csv``, so the scoreboard names the row by the same label.  ``method_options[method]`` are
     added to that method and its variants (what the stage's runs get, e.g. NPB's ``max_p``).  Each seed
-    prunes the model that seed initialises, with prune seed = seed: the masks of the trained runs."""
+    prunes the model that seed initialises, with prune seed = seed: the masks of the trained runs.
+    ``executor``/``workers`` spread the masks as a sweep spreads runs (the table does not depend on them)."""
     grid = mask_geometry_grid([model], labels, densities, dataset, seeds=seeds, method_options=method_options,
-                              train={"train_subset": data_subset, "image_size": image_size})
+                              train={"train_subset": data_subset, "image_size": image_size},
+                              executor=executor, workers=workers)
     return geometry_table(grid.assign(dataset=dataset).to_dict("records"))
 
 
