@@ -44,3 +44,11 @@ def test_coerce_reads_a_pair_and_a_loader_into_the_same_tensors():
     assert torch.equal(pair.x_train, read.x_train) and torch.equal(pair.y_train, read.y_train)
     assert pair.num_classes == read.num_classes == 3
     assert Dataset.coerce(pair) is pair
+
+
+def test_train_refuses_data_that_is_not_a_dataset_naming_from_tensors():
+    from pai.train import train
+
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8) % 2
+    with pytest.raises(TypeError, match=r"takes a pai.data.Dataset, got tuple.*Dataset.from_tensors"):
+        train({"model": "lenet-300-100", "dataset": "fashion-mnist", "epochs": 1}, data=(x, y))

@@ -153,7 +153,7 @@ def test_geometry_spread_over_workers_is_the_same_table(capsys):
     pd.testing.assert_frame_equal(one, two)
     assert list(two.method[::4]) == ["phew", "snip", "random"]  # methods, then densities, then seeds
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("masks")]
-    assert lines and lines[-1].startswith("masks 12/12") and len(lines) <= 4, lines
+    assert lines and lines[-1].startswith("masks 12/12 | elapsed") and len(lines) <= 4, lines  # none "cached"
 
 
 def test_loss_curves_average_over_seeds_by_label():

@@ -1,8 +1,8 @@
 """Executors: map a function over items, spread over processes, GPUs and machines.
 
-Every executor has the signature ``executor(fn, items, *, workers, progress, desc, interval, **options) ->
-results`` (``interval``: at most one progress line per that many seconds where lines, not a bar, are shown)
-and returns ``[fn(item) for item in items]`` in order; ``fn`` must be picklable (a module-level
+Every executor has the signature ``executor(fn, items, *, workers, progress, desc, interval, unit, **options)
+-> results`` (``interval``: at most one progress line per that many seconds where lines, not a bar, are
+shown; ``unit``: "run", whose instant returns are counted as cached, or any other word) and returns ``[fn(item) for item in items]`` in order; ``fn`` must be picklable (a module-level
 function or a ``functools.partial`` of one).  Executors know nothing of runs: :func:`pai.compendium.runs.sweep`
 maps ``run_one`` over specs, so results land in the same content-addressed run directories whoever
 ran them (on shared storage for a cluster).
@@ -31,10 +31,11 @@ def get_executor(name: str) -> Callable:
     return EXECUTORS.get(name)
 
 
-def _bar(total: int, progress: bool | None, desc: str, interval: float = 0.0):
+def _bar(total: int, progress: bool | None, desc: str, interval: float = 0.0, unit: str = "run"):
     from pai.utils.progress import progress_reporter  # a bar on a terminal, a line per run under DVC/papermill
 
-    return progress_reporter(total, progress, desc, interval=interval)
+    # only a run can be cached (an instant run is counted apart); any other item is just fast
+    return progress_reporter(total, progress, desc, unit=unit, interval=interval)
 
 
 def _tick(bar, seconds: float) -> None:
@@ -65,8 +66,9 @@ def _worker_init(threads: int, gpu_queue=None) -> None:
 
 @EXECUTORS.register("local")
 def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int = 1, progress: bool | None = None,
-                   desc: str = "items", threads_per_worker: int | None = None, interval: float = 0.0) -> List[Any]:
-    bar = _bar(len(items), progress, desc, interval)
+                   desc: str = "items", threads_per_worker: int | None = None, interval: float = 0.0,
+                   unit: str = "run") -> List[Any]:
+    bar = _bar(len(items), progress, desc, interval, unit)
     if workers <= 1:
         results = []
         for item in items:
@@ -103,7 +105,7 @@ def local_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: i
 def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int = 1, progress: bool | None = None,
                  desc: str = "items", address: str | None = None, num_cpus_per_run: float = 1,
                  gpus_per_run: float = 0, shutdown: bool | None = None, max_retries: int = 3,
-                 interval: float = 0.0) -> List[Any]:
+                 interval: float = 0.0, unit: str = "run") -> List[Any]:
     address = address or os.environ.get("RAY_ADDRESS")  # `RAY_ADDRESS=auto dvc repro` joins a cluster
     if address:
         check_ray_address(address)  # before Ray's own connect, which retries for a minute
@@ -126,7 +128,7 @@ def ray_executor(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int
     remote = ray.remote(num_cpus=num_cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                         retry_exceptions=False)(_call_with_threads)  # retried when a node dies, not on a bug
     refs = [remote.remote(fn, item, int(max(1, num_cpus_per_run))) for item in items]
-    bar = _bar(len(items), progress, f"{desc} (ray)", interval)
+    bar = _bar(len(items), progress, f"{desc} (ray)", interval, unit)
     pending, index = list(refs), {ref: i for i, ref in enumerate(refs)}
     results: List[Any] = [None] * len(items)
     while pending:

@@ -171,7 +171,7 @@ def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities:
     from pai.compendium.plugins import loaded
     from pai.compendium.variants import resolve
 
-    items = []
+    items, plugins = [], tuple(loaded())
     for net in models:
         cfg = dict(train(net) if callable(train) else (train or {}))
         for name in methods:
@@ -179,13 +179,13 @@ def mask_geometry_grid(models: Sequence[str], methods: Sequence[str], densities:
             options = {**dict((method_options or {}).get(method, {})), **variant}
             for d in densities:
                 for s in seeds:
-                    items.append((tuple(loaded()), dict(
+                    items.append((plugins, dict(
                         model_name=net, dataset=dataset, method=method, density=d, seed=s,
                         data_subset=cfg.get("train_subset"), image_size=cfg.get("image_size"),
                         test_subset=cfg.get("test_subset"), **options)))
     # SynFlow's 100 rounds make most of a stage's geometry time: one mask per worker, as runs are
     rows = get_executor(executor)(_geometry_item, items, workers=workers, progress=progress, desc="masks",
-                                  interval=10.0)
+                                  interval=10.0, unit="mask")
     return pd.DataFrame(rows)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import shutil
 import sys
@@ -96,7 +97,6 @@ def check_overwritable_notebook(out: Path, src: Path) -> None:
 def _executed_by_pai(path: Path) -> bool:
     """True for a notebook pai executed: its metadata says so, or (written before that entry existed)
     papermill's record names the input pai stages in its run folder (``...run.tmp/in.ipynb``)."""
-    import json
     try:
         meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):

@@ -124,6 +124,9 @@ def train(config: TrainConfig | Dict[str, Any], *, mask: Optional[Mask] = None, 
     """
     cfg = TrainConfig.coerce(config)
     device = cfg.torch_device()
+    if data is not None and not all(hasattr(data, k) for k in ("x_train", "y_train", "x_test", "y_test")):
+        raise TypeError(f"train(data=...) takes a pai.data.Dataset, got {type(data).__name__}; for your own "
+                        f"tensors: Dataset.from_tensors(x_train, y_train, x_test, y_test)")
     if mask is not None:  # before the fingerprint, which reads the mask as bool
         check_mask_values(mask)
     if model is not None:
