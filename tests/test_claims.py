@@ -465,9 +465,8 @@ def test_figures_show_the_numbers_the_claims_decide_on():
     assert (row["stratum"], row["mean"], row["low"], row["high"], row["n"]) == (s["stratum"], s["estimate"], s["low"],
                                                                                 s["high"], s["n"])
     # the table notebook 02 shows under the PAGS bars: its pooled PAGS row is the claim's reported effect
-    from pai.compendium.stages.full_spectrum import meta_comparisons
-
     from pai.compendium.claims.tables import POOLED
+    from pai.compendium.stages.full_spectrum import meta_comparisons
 
     shown = meta_comparisons(fs).set_index(["comparison", "generator"]).loc[("pags − generator", POOLED)]
     assert (shown["mean"], shown["low"], shown["high"], shown["n"]) == (pags["estimate"], pags["low"],

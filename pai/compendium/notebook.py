@@ -158,11 +158,15 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
     clean_stale_temps(out.parent)  # run folders a killed earlier run left
     work = out.parent / (temp_prefix(out.name) + "run.tmp")
     passive_wait()  # the kernel inherits this environment
+    # both temp folders are removed below only when this call made them: a name that already exists
+    # (this pid's leftover, or anyone's folder) fails mkdir and is left as it is
+    work.mkdir()
+    made_staging = False
     try:
-        work.mkdir()
         mark(work)  # a kill leaves it behind: the marker lets the next start remove it
         if staging is not None:
             staging.mkdir(parents=True)
+            made_staging = True
             mark(staging)
         nb_in, nb_out = work / "in.ipynb", work / out.name
         nbformat.write(nb, nb_in)
@@ -178,7 +182,7 @@ def run_notebook(src: str | os.PathLike, out: str | os.PathLike, parameters: Dic
             swap_in(staging, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if staging is not None and staging.exists():
+        if made_staging and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)  # failed: the previous figures stay
     return out
 
